@@ -1,0 +1,240 @@
+//! The in-memory zone: an immutable snapshot, checked before it is served.
+
+use std::sync::Arc;
+
+use anyns_wire::{Name, Rtype};
+use rustc_hash::FxHashMap;
+
+/// One RRset: all records of one owner and type (RFC 2181 section 5).
+///
+/// RDATA is stored in uncompressed wire format as `[len u16][bytes]...` in one allocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RRset {
+    pub rtype: Rtype,
+    pub ttl: u32,
+    rdata: Box<[u8]>,
+}
+
+impl RRset {
+    pub fn new<'a>(rtype: Rtype, ttl: u32, rdatas: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut buf = Vec::new();
+        for rd in rdatas {
+            push_rdata(&mut buf, rd);
+        }
+        RRset {
+            rtype,
+            ttl,
+            rdata: buf.into_boxed_slice(),
+        }
+    }
+
+    /// Each record's RDATA.
+    pub fn rdatas(&self) -> RdataIter<'_> {
+        RdataIter { rest: &self.rdata }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rdatas().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rdata.is_empty()
+    }
+
+    /// Heap bytes held by this RRset.
+    pub fn heap_size(&self) -> usize {
+        self.rdata.len()
+    }
+}
+
+/// Appends one length-prefixed RDATA; callers guarantee it is at most 65535 octets.
+fn push_rdata(buf: &mut Vec<u8>, rdata: &[u8]) {
+    let len = u16::try_from(rdata.len()).unwrap_or(u16::MAX);
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(&rdata[..usize::from(len)]);
+}
+
+pub struct RdataIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RdataIter<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let [a, b, rest @ ..] = self.rest else {
+            return None;
+        };
+        let len = usize::from(u16::from_be_bytes([*a, *b]));
+        let (rd, rest) = rest.split_at(len.min(rest.len()));
+        self.rest = rest;
+        Some(rd)
+    }
+}
+
+/// A name in the zone with its RRsets, sorted by type. Empty non-terminals (RFC 4592 section
+/// 2.2.2) are nodes with no RRsets: they exist, so they stop wildcard synthesis.
+#[derive(Clone, Debug, Default)]
+pub struct Node {
+    rrsets: Box<[RRset]>,
+    flags: u8,
+}
+
+impl Node {
+    /// NS below the apex: a zone cut, data at and below it is not authoritative (RFC 1034 4.2.1).
+    pub const CUT: u8 = 1;
+
+    /// Adds one record; a duplicate of a record already present is dropped (RFC 2181 section 5).
+    /// Returns the TTL the RRset already had if it differs from `ttl` (RFC 2181 section 5.2).
+    pub(crate) fn add(&mut self, rtype: Rtype, ttl: u32, rdata: &[u8]) -> Option<u32> {
+        let mut rrsets = std::mem::take(&mut self.rrsets).into_vec();
+        let result = match rrsets.iter_mut().find(|r| r.rtype == rtype) {
+            Some(set) => {
+                if !set.rdatas().any(|rd| rd == rdata) {
+                    let mut buf = std::mem::take(&mut set.rdata).into_vec();
+                    push_rdata(&mut buf, rdata);
+                    set.rdata = buf.into_boxed_slice();
+                }
+                (set.ttl != ttl).then_some(set.ttl)
+            }
+            None => {
+                let mut buf = Vec::with_capacity(rdata.len() + 2);
+                push_rdata(&mut buf, rdata);
+                rrsets.push(RRset {
+                    rtype,
+                    ttl,
+                    rdata: buf.into_boxed_slice(),
+                });
+                rrsets.sort_by_key(|r| r.rtype);
+                None
+            }
+        };
+        self.rrsets = rrsets.into_boxed_slice();
+        result
+    }
+
+    pub(crate) fn set_flags(&mut self, flags: u8) {
+        self.flags |= flags;
+    }
+
+    pub fn rrset(&self, rtype: Rtype) -> Option<&RRset> {
+        // Nodes hold a handful of types: a linear scan beats a binary search here.
+        self.rrsets.iter().find(|r| r.rtype == rtype)
+    }
+
+    pub fn rrsets(&self) -> &[RRset] {
+        &self.rrsets
+    }
+
+    pub fn is_empty_non_terminal(&self) -> bool {
+        self.rrsets.is_empty()
+    }
+
+    pub fn is_cut(&self) -> bool {
+        self.flags & Self::CUT != 0
+    }
+}
+
+/// An immutable, checked zone.
+#[derive(Debug)]
+pub struct Zone {
+    origin: Name,
+    nodes: FxHashMap<Name, Node>,
+    serial: u32,
+    records: usize,
+}
+
+impl Zone {
+    /// Assembles a zone from nodes already checked by [`crate::ZoneBuilder`].
+    pub(crate) fn from_parts(origin: Name, nodes: FxHashMap<Name, Node>, serial: u32) -> Zone {
+        let records = nodes
+            .values()
+            .flat_map(|n| n.rrsets.iter())
+            .map(RRset::len)
+            .sum();
+        Zone {
+            origin,
+            nodes,
+            serial,
+            records,
+        }
+    }
+
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// Number of resource records.
+    pub fn record_count(&self) -> usize {
+        self.records
+    }
+
+    /// Looks up a lowercase wire name.
+    pub fn node(&self, name: &[u8]) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// The apex node; the builder refuses a zone without one.
+    pub fn apex(&self) -> Option<&Node> {
+        self.nodes.get(self.origin.as_wire())
+    }
+
+    /// The apex SOA RRset (present in every built zone).
+    pub fn soa(&self) -> Option<&RRset> {
+        self.apex()?.rrset(Rtype::SOA)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
+        self.nodes.iter()
+    }
+}
+
+/// Every zone a node serves, keyed by origin. Immutable; replaced whole on reload.
+#[derive(Debug, Default)]
+pub struct ZoneSet {
+    zones: FxHashMap<Name, Arc<Zone>>,
+}
+
+impl ZoneSet {
+    pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
+        ZoneSet {
+            zones: zones
+                .into_iter()
+                .map(|z| (z.origin().clone(), z))
+                .collect(),
+        }
+    }
+
+    /// The zone with the longest origin that `qname` (lowercase wire) is at or below.
+    pub fn find(&self, qname: &[u8]) -> Option<&Arc<Zone>> {
+        if self.zones.is_empty() {
+            return None;
+        }
+        let mut name = qname;
+        loop {
+            if let Some(z) = self.zones.get(name) {
+                return Some(z);
+            }
+            name = anyns_wire::name::parent(name)?;
+        }
+    }
+
+    pub fn get(&self, origin: &Name) -> Option<&Arc<Zone>> {
+        self.zones.get(origin)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Zone>> {
+        self.zones.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.zones.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.zones.is_empty()
+    }
+}
