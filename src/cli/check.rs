@@ -1,0 +1,39 @@
+//! `anyns check`: validate the configuration and every zone, serve nothing.
+
+use std::process::ExitCode;
+
+use crate::config::{NodeConfig, Overrides};
+use crate::zones::{Outcome, ZoneLoader};
+
+pub fn run(overrides: &Overrides) -> anyhow::Result<ExitCode> {
+    let config = NodeConfig::load(overrides)?;
+    let (_, report) = ZoneLoader::default().load(&config.zones);
+    for (name, outcome) in &report.zones {
+        match outcome {
+            Outcome::Loaded {
+                serial,
+                records,
+                warnings,
+                ..
+            } => {
+                for w in warnings {
+                    println!("warning: {w}");
+                }
+                println!("ok: {name} serial {serial}, {records} records");
+            }
+            Outcome::Failed { errors, .. } => {
+                for e in &errors.0 {
+                    println!("error: {e}");
+                }
+                println!("FAILED: {name}");
+            }
+        }
+    }
+    let failed = report.failed();
+    if failed > 0 {
+        println!("{failed} of {} zones have errors", report.zones.len());
+        return Ok(ExitCode::from(1));
+    }
+    println!("configuration and {} zones are valid", report.zones.len());
+    Ok(ExitCode::SUCCESS)
+}
