@@ -4,7 +4,6 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::str::FromStr;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use domain::base::iana::{Class, Rcode};
@@ -25,11 +24,18 @@ pub struct Edns {
 
 impl Edns {
     pub fn payload(udp_payload_size: u16) -> Self {
-        Edns { udp_payload_size, dnssec_ok: false, version: 0 }
+        Edns {
+            udp_payload_size,
+            dnssec_ok: false,
+            version: 0,
+        }
     }
 
     pub fn with_dnssec_ok(self) -> Self {
-        Edns { dnssec_ok: true, ..self }
+        Edns {
+            dnssec_ok: true,
+            ..self
+        }
     }
 }
 
@@ -48,13 +54,26 @@ pub struct Query {
 impl Query {
     /// An IN query without RD and without EDNS.
     pub fn new(qname: Name<Vec<u8>>, qtype: Rtype) -> Self {
-        Query { id: 0x4242, qname, qtype, qclass: Class::IN, rd: false, cd: false, edns: None }
+        Query {
+            id: 0x4242,
+            qname,
+            qtype,
+            qclass: Class::IN,
+            rd: false,
+            cd: false,
+            edns: None,
+        }
     }
 
     /// Parses `qname` from presentation format (absolute or not: it is made absolute).
     pub fn parse(qname: &str, qtype: Rtype) -> Result<Self, String> {
-        let text = if qname.ends_with('.') { qname.to_owned() } else { format!("{qname}.") };
-        let name = Name::<Vec<u8>>::from_str(&text).map_err(|e| format!("bad name {qname:?}: {e}"))?;
+        let text = if qname.ends_with('.') {
+            qname.to_owned()
+        } else {
+            format!("{qname}.")
+        };
+        let name =
+            Name::<Vec<u8>>::from_str(&text).map_err(|e| format!("bad name {qname:?}: {e}"))?;
         Ok(Query::new(name, qtype))
     }
 
@@ -121,7 +140,11 @@ impl UdpClient {
             SocketAddr::V6(_) => UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0))?,
         };
         socket.connect(server)?;
-        Ok(UdpClient { socket, timeout, buf: vec![0; MAX_MESSAGE] })
+        Ok(UdpClient {
+            socket,
+            timeout,
+            buf: vec![0; MAX_MESSAGE],
+        })
     }
 
     /// Sends `query` and returns the first datagram with the same ID.
@@ -142,7 +165,12 @@ impl UdpClient {
                         return Ok(reply.to_vec());
                     }
                 }
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, "no UDP answer"));
                 }
                 Err(e) => return Err(e),
@@ -169,7 +197,11 @@ pub struct TcpClient {
 
 impl TcpClient {
     pub fn new(server: SocketAddr, timeout: Duration) -> Self {
-        TcpClient { server, timeout, stream: None }
+        TcpClient {
+            server,
+            timeout,
+            stream: None,
+        }
     }
 
     /// Sends `query` with its two-octet length prefix and reads one framed answer.
@@ -200,7 +232,8 @@ impl TcpClient {
                 empty.insert(stream)
             }
         };
-        let len = u16::try_from(query.len()).map_err(|_| io::Error::other("query longer than 65535 octets"))?;
+        let len = u16::try_from(query.len())
+            .map_err(|_| io::Error::other("query longer than 65535 octets"))?;
         let mut framed = Vec::with_capacity(query.len() + 2);
         framed.extend_from_slice(&len.to_be_bytes());
         framed.extend_from_slice(query);
@@ -235,26 +268,21 @@ pub fn tcp_exchange(server: SocketAddr, query: &[u8], timeout: Duration) -> io::
 
 //------------ Readiness ------------------------------------------------------
 
-/// Polls `server` over UDP until it answers an authoritative SOA for every zone in `zones`
-/// (servers such as Knot listen before their zones are loaded, and answer SERVFAIL meanwhile).
-pub fn wait_for_zones(server: SocketAddr, zones: &[&str], timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
+/// Checks once, over UDP, that `server` answers an authoritative SOA for every zone in
+/// `zones` (servers such as Knot listen before their zones are loaded, and answer SERVFAIL
+/// meanwhile). Poll it with [`super::process::ServerProcess::wait_until`].
+pub fn serves_zones(server: SocketAddr, zones: &[&str]) -> Result<(), String> {
     for zone in zones {
         let query = Query::parse(zone, Rtype::SOA)?.to_wire();
-        let mut last = String::from("no answer");
-        loop {
-            match udp_exchange(server, &query, Duration::from_millis(200)) {
-                Ok(reply) => match parse(reply) {
-                    Ok(msg) if is_authoritative_soa(&msg) => break,
-                    Ok(msg) => last = format!("rcode {} aa={}", msg.header().rcode(), msg.header().aa()),
-                    Err(e) => last = e,
-                },
-                Err(e) => last = e.to_string(),
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("{server} did not serve {zone} SOA within {timeout:?} (last: {last})"));
-            }
-            thread::sleep(Duration::from_millis(25));
+        let reply = udp_exchange(server, &query, Duration::from_millis(300))
+            .map_err(|e| format!("{zone} SOA from {server}: {e}"))?;
+        let msg = parse(reply)?;
+        if !is_authoritative_soa(&msg) {
+            return Err(format!(
+                "{zone} SOA from {server}: rcode {} aa={}",
+                msg.header().rcode(),
+                msg.header().aa()
+            ));
         }
     }
     Ok(())
@@ -271,5 +299,9 @@ fn is_authoritative_soa(msg: &Message<Vec<u8>>) -> bool {
 /// Renders a name byte for byte (case kept, escapes as in RFC 1035 section 5.1).
 pub fn name_text(name: &impl ToName) -> String {
     let name = name.to_vec();
-    if name.is_root() { ".".to_owned() } else { format!("{name}.") }
+    if name.is_root() {
+        ".".to_owned()
+    } else {
+        format!("{name}.")
+    }
 }

@@ -29,7 +29,10 @@ impl TempDir {
     /// Creates a fresh, empty directory whose name starts with `prefix`.
     pub fn new(prefix: &str) -> io::Result<Self> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let path = std::env::temp_dir().join(format!(
             "{prefix}-{}-{}-{nanos}",
             std::process::id(),
@@ -63,16 +66,22 @@ pub fn free_port() -> io::Result<u16> {
         let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, port));
         let tcp6 = TcpListener::bind((Ipv6Addr::LOCALHOST, port));
         let udp6 = UdpSocket::bind((Ipv6Addr::LOCALHOST, port));
-        // An unavailable IPv6 loopback is not a reason to reject the port.
-        let v6_ok = |r: &io::Result<_>| match r {
-            Ok(_) => true,
-            Err(e) => e.kind() == io::ErrorKind::AddrNotAvailable,
-        };
-        if udp.is_ok() && v6_ok(&tcp6) && v6_ok(&udp6) {
+        if udp.is_ok() && v6_ok(tcp6.map(drop)) && v6_ok(udp6.map(drop)) {
             return Ok(port);
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no port free on both loopbacks after 50 tries"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no port free on both loopbacks after 50 tries",
+    ))
+}
+
+/// An unavailable IPv6 loopback is not a reason to reject a port.
+fn v6_ok(bound: io::Result<()>) -> bool {
+    match bound {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::AddrNotAvailable,
+    }
 }
 
 /// Whether the IPv6 loopback can be bound here (containers sometimes lack it).
@@ -85,7 +94,11 @@ pub fn ipv6_loopback_available() -> bool {
 pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].iter().map(PathBuf::from))
+        .chain(
+            ["/usr/sbin", "/usr/local/sbin", "/sbin"]
+                .iter()
+                .map(PathBuf::from),
+        )
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
 }
@@ -114,9 +127,9 @@ impl ServerProcess {
         command.stdin(std::process::Stdio::null());
         command.stdout(std::process::Stdio::piped());
         command.stderr(std::process::Stdio::piped());
-        let mut child = command
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {name} ({command:?}): {e}")))?;
+        let mut child = command.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot start {name} ({command:?}): {e}"))
+        })?;
         let (sender, lines) = mpsc::channel();
         let file = fs::File::create(log)?;
         if let Some(out) = child.stdout.take() {
@@ -125,7 +138,12 @@ impl ServerProcess {
         if let Some(err) = child.stderr.take() {
             pump_lines(err, file, sender);
         }
-        Ok(ServerProcess { name: name.to_owned(), child, log: log.to_owned(), lines })
+        Ok(ServerProcess {
+            name: name.to_owned(),
+            child,
+            log: log.to_owned(),
+            lines,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -140,18 +158,59 @@ impl ServerProcess {
             if let Some(status) = self.exited() {
                 // Let the pump threads drain what the process wrote before it died.
                 thread::sleep(Duration::from_millis(100));
-                return Err(format!("{} exited ({status}) before printing {marker:?}\n{}", self.name, self.log_tail()));
+                return Err(format!(
+                    "{} exited ({status}) before printing {marker:?}\n{}",
+                    self.name,
+                    self.log_tail()
+                ));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("{} printed no line containing {marker:?} within {timeout:?}\n{}", self.name, self.log_tail()));
+                return Err(format!(
+                    "{} printed no line containing {marker:?} within {timeout:?}\n{}",
+                    self.name,
+                    self.log_tail()
+                ));
             }
             match self.lines.recv_timeout(left.min(Duration::from_millis(50))) {
                 Ok(line) if line.contains(marker) => return Ok(line),
                 Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 // Both pipes closed: the process is exiting; the next turn reports it.
-                Err(mpsc::RecvTimeoutError::Disconnected) => thread::sleep(Duration::from_millis(20)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    thread::sleep(Duration::from_millis(20))
+                }
             }
+        }
+    }
+
+    /// Calls `probe` until it succeeds; fails with the last probe error and the log tail if the
+    /// process exits first or `timeout` passes.
+    pub fn wait_until(
+        &mut self,
+        timeout: Duration,
+        mut probe: impl FnMut() -> Result<(), String>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match probe() {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if let Some(status) = self.exited() {
+                return Err(format!(
+                    "{} exited ({status}) before it was ready: {last}\n{}",
+                    self.name,
+                    self.log_tail()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} not ready within {timeout:?}: {last}\n{}",
+                    self.name,
+                    self.log_tail()
+                ));
+            }
+            thread::sleep(Duration::from_millis(30));
         }
     }
 
@@ -165,7 +224,11 @@ impl ServerProcess {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(30);
-        format!("--- last lines of {} ---\n{}", self.log.display(), lines[start..].join("\n"))
+        format!(
+            "--- last lines of {} ---\n{}",
+            self.log.display(),
+            lines[start..].join("\n")
+        )
     }
 
     /// Stops the process: SIGTERM by PID, SIGKILL if it is still there after a grace period.
@@ -174,7 +237,10 @@ impl ServerProcess {
             return;
         }
         // `kill(1)` by PID keeps this crate free of `unsafe` (the workspace forbids it).
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + STOP_GRACE;
         while Instant::now() < deadline {
             if self.exited().is_some() {

@@ -1,7 +1,7 @@
 //! Server identity in class CHAOS: `id.server.` (RFC 4892 section 2.2), `hostname.bind.`,
 //! `version.bind.` and `version.server.` as TXT records.
 
-use anyns_wire::{Class, MessageWriter, Query, Rcode, Rtype, Section, flags};
+use anyns_wire::{Class, MessageWriter, Query, Rcode, Rtype, Section};
 
 use crate::Identity;
 
@@ -14,7 +14,7 @@ pub(crate) fn answer(identity: &Identity, query: &Query, w: &mut MessageWriter<'
     let Some(text) = text else {
         return Rcode::REFUSED;
     };
-    w.set_flags(w.flags() | flags::AA);
+    // Like Knot DNS, identity answers are not flagged authoritative: they are not zone data.
     if query.qtype != Rtype::TXT && query.qtype != Rtype::ANY {
         return Rcode::NOERROR;
     }

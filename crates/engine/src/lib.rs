@@ -154,7 +154,8 @@ impl Engine {
             return Rcode::REFUSED;
         }
         match query.qclass {
-            Class::IN => lookup::answer(zones, query, transport, w),
+            // RFC 1035 section 3.2.5: QCLASS * matches every class; our zones are all IN.
+            Class::IN | Class::ANY => lookup::answer(zones, query, transport, w),
             Class::CH => chaos::answer(&self.config.identity, query, w),
             _ => Rcode::REFUSED,
         }

@@ -1,1 +1,103 @@
-pub fn placeholder() {}
+//! The data plane (DESIGN decision 1): per-core UDP workers with their own `SO_REUSEPORT` socket
+//! per listen address and a batched `recvmmsg`/`sendmmsg` loop, replies sent from the address the
+//! query came to (IP_PKTINFO / IPV6_PKTINFO), and DNS over TCP per RFC 7766 on tokio.
+//!
+//! Answers come from a [`Handler`]; [`Service`] is the real one (zone snapshot + answer engine).
+//! A [`Server`] owns the sockets, threads and tasks for a list of listen addresses.
+
+// Unsafe code is denied in this crate (Cargo.toml explains why it is not forbidden) and allowed
+// only in `sys`, the socket FFI: recvmmsg/sendmmsg, control messages, poll and setsockopt.
+#![deny(unsafe_code)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("anyns-server uses Linux socket interfaces (recvmmsg, sendmmsg, IP_PKTINFO)");
+
+mod counters;
+mod error;
+mod server;
+#[allow(unsafe_code)]
+mod sys;
+mod tcp;
+mod udp;
+
+use std::sync::Arc;
+
+use anyns_engine::Engine;
+use anyns_zone::ZoneSet;
+use arc_swap::ArcSwap;
+
+pub use anyns_engine::Transport;
+pub use counters::{TcpCounterValues, TcpCounters, UdpCounterValues, UdpCounters};
+pub use error::Error;
+pub use server::{Server, ServerConfig};
+pub use tcp::TcpConfig;
+pub use udp::UdpConfig;
+
+/// Largest DNS message: the TCP length prefix is 16 bits (RFC 1035 section 4.2.2), and a UDP
+/// payload cannot be longer either. Every answer buffer handed to a [`Handler`] has this size.
+pub const MAX_MESSAGE_SIZE: usize = 65535;
+
+/// Turns one request into one response. Called on the hot path: no allocation, no blocking.
+pub trait Handler: Send + Sync + 'static {
+    /// Writes the response to `request` into `out` ([`MAX_MESSAGE_SIZE`] octets) and returns
+    /// its length, or `None` to send nothing. A length above `out.len()` is treated as `None`.
+    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize>;
+}
+
+/// The real handler: the answer engine over the current zone snapshot (DESIGN decision 2).
+pub struct Service {
+    pub engine: Engine,
+    /// Replaced whole on reload with `service.zones.store(Arc::new(new_set))`; a query sees
+    /// either the old or the new set, never a mix.
+    pub zones: ArcSwap<ZoneSet>,
+}
+
+impl Service {
+    pub fn new(engine: Engine, zones: ZoneSet) -> Self {
+        Service {
+            engine,
+            zones: ArcSwap::from_pointee(zones),
+        }
+    }
+
+    /// The zone set queries see now (a cheap guard; do not hold it for long).
+    pub fn zones(&self) -> arc_swap::Guard<Arc<ZoneSet>> {
+        self.zones.load()
+    }
+
+    /// Swaps in a new zone set: queries already running finish on the old one.
+    pub fn set_zones(&self, zones: ZoneSet) {
+        self.zones.store(Arc::new(zones));
+    }
+}
+
+impl Handler for Service {
+    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
+        // A guard, not a clone of the Arc: no lock and no reference-count traffic per query.
+        let zones = self.zones.load();
+        self.engine.respond(&zones, request, transport, out)
+    }
+}
+
+impl<H: Handler> Handler for Arc<H> {
+    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
+        H::respond(self, request, transport, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyns_engine::EngineConfig;
+
+    #[test]
+    fn service_answers_from_the_zone_set_it_holds_now() {
+        let service = Service::new(Engine::new(EngineConfig::default()), ZoneSet::default());
+        let mut out = vec![0; MAX_MESSAGE_SIZE];
+        // Whatever the engine answers, a too-short request must not panic; the swap is atomic.
+        let _ = service.respond(&[0; 3], Transport::Udp, &mut out);
+        service.set_zones(ZoneSet::default());
+        assert_eq!(service.zones().iter().count(), 0);
+        let _ = service.respond(&[0; 3], Transport::Tcp, &mut out);
+    }
+}

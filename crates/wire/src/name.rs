@@ -316,6 +316,21 @@ pub fn read_compressed(msg: &[u8], start: usize, out: &mut NameBuf) -> Result<us
     }
 }
 
+/// Length of the uncompressed name at the start of `wire`, or `None` if there is none.
+pub fn uncompressed_len(wire: &[u8]) -> Option<usize> {
+    let mut p = 0;
+    loop {
+        let &len = wire.get(p)?;
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        p += 1 + usize::from(len);
+        if len == 0 {
+            return (p <= wire.len() && p <= MAX_NAME_LEN).then_some(p);
+        }
+    }
+}
+
 /// Number of labels of a wire name, root not counted.
 pub fn label_count(wire: &[u8]) -> usize {
     let mut count = 0;

@@ -2,7 +2,7 @@
 //! 4.1.4) and all-or-nothing record writes so that truncation leaves a well-formed message.
 
 use crate::HEADER_LEN;
-use crate::name::MAX_LABELS;
+use crate::name::{MAX_LABELS, uncompressed_len};
 use crate::types::Rtype;
 
 /// How many name positions the compressor remembers. Answers that need more simply compress less.
@@ -195,7 +195,7 @@ impl<'a> MessageWriter<'a> {
         self.put(head)?;
         let mut rest = &rdata[prefix..];
         for _ in 0..names {
-            let len = name_len(rest).ok_or(WriteError::BadRdata)?;
+            let len = uncompressed_len(rest).ok_or(WriteError::BadRdata)?;
             self.put_name(&rest[..len])?;
             rest = &rest[len..];
         }
@@ -329,21 +329,6 @@ impl<'a> MessageWriter<'a> {
             at = end;
         }
         false
-    }
-}
-
-/// Length of the uncompressed name at the start of `wire`.
-fn name_len(wire: &[u8]) -> Option<usize> {
-    let mut p = 0;
-    loop {
-        let &len = wire.get(p)?;
-        if len & 0xc0 != 0 {
-            return None;
-        }
-        p += 1 + usize::from(len);
-        if len == 0 {
-            return (p <= wire.len()).then_some(p);
-        }
     }
 }
 

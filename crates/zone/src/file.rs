@@ -106,6 +106,7 @@ fn scan(
                     .compose_rdata(&mut rdata)
                     .map_err(|_| Diagnostic::new(Some(location.clone()), "record data too long"))?;
                 let rtype = Rtype(record.rtype().to_int());
+                let rdata = resolve_at_in_rdata(rtype, rdata);
                 builder.add(owner, rtype, record.ttl().as_secs(), &rdata, Some(location));
             }
             Entry::Include { path, origin } => {
@@ -129,6 +130,48 @@ fn scan(
             }
         }
     }
+}
+
+/// RFC 1035 section 5.1: a free-standing `@` denotes the current origin wherever a name may
+/// appear. domain's scanner honours it only as an owner and reads `@` in RDATA as a relative
+/// label, giving `\@.<origin>`; strip that label from the names of the types that hold names.
+/// (A literal `\@` label, were anyone to write one, would be taken as the origin too.)
+fn resolve_at_in_rdata(rtype: Rtype, rdata: Vec<u8>) -> Vec<u8> {
+    // (octets before the first name, number of consecutive names)
+    let (prefix, names) = match rtype {
+        Rtype::NS
+        | Rtype::CNAME
+        | Rtype::DNAME
+        | Rtype::PTR
+        | Rtype::MD
+        | Rtype::MF
+        | Rtype::MB
+        | Rtype::MG
+        | Rtype::MR => (0, 1),
+        Rtype::SOA | Rtype::MINFO | Rtype::RP => (0, 2),
+        Rtype::MX | Rtype::AFSDB | Rtype::KX => (2, 1),
+        Rtype::SRV => (6, 1),
+        _ => return rdata,
+    };
+    if !rdata.windows(2).any(|w| w == b"\x01@") {
+        return rdata;
+    }
+    let mut out = Vec::with_capacity(rdata.len());
+    let Some(head) = rdata.get(..prefix) else {
+        return rdata;
+    };
+    out.extend_from_slice(head);
+    let mut pos = prefix;
+    for _ in 0..names {
+        let Some(len) = anyns_wire::name::uncompressed_len(&rdata[pos..]) else {
+            return rdata;
+        };
+        let name = &rdata[pos..pos + len];
+        out.extend_from_slice(name.strip_prefix(b"\x01@").unwrap_or(name));
+        pos += len;
+    }
+    out.extend_from_slice(&rdata[pos..]);
+    out
 }
 
 fn resolve_include(including: &Path, target: &str) -> PathBuf {
@@ -247,6 +290,7 @@ mail IN MX 10 www
 sub IN NS ns.sub
 ns.sub IN A 192.0.2.20
 generic IN TYPE65280 \\# 4 0a000001
+alias IN CNAME @
 quoted IN TXT \"a\\\"b\" \"c d\"
 ";
 
@@ -255,6 +299,12 @@ quoted IN TXT \"a\\\"b\" \"c d\"
         let built = load_zone_text(&origin(), "good.zone", GOOD).unwrap();
         let zone = built.zone;
         assert_eq!(zone.serial(), 2024010101);
+        let alias = zone.node(Name::from_text("alias.example.test").unwrap().as_wire()).unwrap();
+        // RFC 1035 section 5.1: `@` in RDATA is the origin.
+        assert_eq!(
+            alias.rrset(Rtype::CNAME).unwrap().rdatas().next(),
+            Some(Name::from_text("example.test").unwrap().as_wire())
+        );
         let www = zone.node(Name::from_text("www.example.test").unwrap().as_wire()).unwrap();
         assert_eq!(www.rrset(Rtype::A).unwrap().ttl, 300);
         // RFC 1035 section 5.1: a blank owner repeats the previous one; TTL defaults to $TTL.
@@ -286,7 +336,7 @@ quoted IN TXT \"a\\\"b\" \"c d\"
 
         let text = format!("{GOOD}outside.other. IN A 192.0.2.1\n");
         let err = load_zone_text(&origin(), "out.zone", &text).unwrap_err();
-        assert!(err.to_string().starts_with("out.zone:12: outside.other. A is outside"), "{err}");
+        assert!(err.to_string().starts_with("out.zone:13: outside.other. A is outside"), "{err}");
 
         let text = GOOD.replace("www 300 IN A 192.0.2.10", "www 300 IN A 192.0.2.300");
         let err = load_zone_text(&origin(), "syntax.zone", &text).unwrap_err();
