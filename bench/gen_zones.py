@@ -39,6 +39,8 @@ LETTERS = string.ascii_lowercase
 # Query mix, in per cent. Must sum to 100.
 MIX = {"existing": 70, "nxdomain": 15, "referral": 10, "other": 5}
 EXPECT_PER_KIND = 8
+# Bump when the output for a given seed changes, so run.py regenerates stale files.
+GENERATOR_VERSION = 1
 
 
 def b36(n):
@@ -270,7 +272,7 @@ def write_queries(z, rng, count, qpath, epath):
         for name, rtype, kind in queries(z, rng, count):
             f.write(f"{name} {rtype}\n")
             lst = per_kind.setdefault(kind, [])
-            if len(lst) < EXPECT_PER_KIND:
+            if len(lst) < EXPECT_PER_KIND and (name, rtype, kind) not in lst:
                 lst.append((name, rtype, kind))
     os.replace(tmp, qpath)
     with open(epath, "w") as f:
@@ -282,7 +284,7 @@ def write_queries(z, rng, count, qpath, epath):
 
 def generate(out, seed, large_records, small_queries, large_queries):
     os.makedirs(out, exist_ok=True)
-    manifest = {"seed": seed, "large_records": large_records,
+    manifest = {"generator_version": GENERATOR_VERSION, "seed": seed, "large_records": large_records,
                 "small_queries": small_queries, "large_queries": large_queries,
                 "mix": MIX, "zones": {}}
     for label, build, nq in (("small", lambda r: build_small(r), small_queries),

@@ -105,7 +105,8 @@ impl NodeConfig {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("{}: cannot read config", path.display()))?;
-                let file = parse_file(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
+                let file =
+                    parse_file(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 (Some(file), base)
             }
@@ -208,10 +209,7 @@ impl NodeConfig {
 /// Parses the TOML text; errors carry "line:col: message".
 fn parse_file(text: &str) -> anyhow::Result<FileConfig> {
     let file: FileConfig = toml::from_str(text).map_err(|e| {
-        let (line, col) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((0, 0));
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         anyhow::anyhow!("{line}:{col}: {}", e.message())
     })?;
     if file.version != CONFIG_VERSION {
@@ -260,9 +258,15 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused_with_line() {
         let err = parse_file("version = 1\n[server]\nlisten = []\nthreds = 2\n").unwrap_err();
-        assert!(err.to_string().starts_with("4:1: unknown field `threds`"), "{err}");
+        assert!(
+            err.to_string().starts_with("4:1: unknown field `threds`"),
+            "{err}"
+        );
         let err = parse_file("version = 2\n").unwrap_err();
-        assert!(err.to_string().contains("version 2 is not supported"), "{err}");
+        assert!(
+            err.to_string().contains("version 2 is not supported"),
+            "{err}"
+        );
     }
 
     #[test]

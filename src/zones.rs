@@ -19,7 +19,10 @@ pub enum Outcome {
         millis: u128,
     },
     /// Refused; `kept` says whether an older version keeps serving.
-    Failed { errors: ZoneErrors, kept: Option<u32> },
+    Failed {
+        errors: ZoneErrors,
+        kept: Option<u32>,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -117,6 +120,8 @@ impl ZoneLoader {
 fn load_one(config: &ZoneConfig) -> Result<anyns_zone::Built, ZoneErrors> {
     match &config.source {
         ZoneSource::File(path) => load_zone_file(&config.name, path),
-        ZoneSource::Embedded => load_zone_text(&config.name, "example.test.zone", EXAMPLE_ZONE_TEXT),
+        ZoneSource::Embedded => {
+            load_zone_text(&config.name, "example.test.zone", EXAMPLE_ZONE_TEXT)
+        }
     }
 }

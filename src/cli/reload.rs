@@ -15,9 +15,9 @@ const RELOAD_TIMEOUT: Duration = Duration::from_secs(300);
 pub fn run(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     let path = match &overrides.control_socket {
         Some(path) => path.clone(),
-        None => NodeConfig::load(overrides)?
-            .control_socket
-            .context("no control socket: give --control-socket or a config with server.control_socket")?,
+        None => NodeConfig::load(overrides)?.control_socket.context(
+            "no control socket: give --control-socket or a config with server.control_socket",
+        )?,
     };
     let mut stream = UnixStream::connect(&path)
         .with_context(|| format!("cannot reach the server at {}", path.display()))?;

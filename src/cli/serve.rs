@@ -60,8 +60,16 @@ pub fn run(overrides: &Overrides) -> anyhow::Result<ExitCode> {
         .context("tcp_max_connections must be at least 1")?;
     let server = Server::start(&server_config, service.clone(), runtime.handle())?;
 
-    let addresses: Vec<String> = server.local_addrs().iter().map(ToString::to_string).collect();
-    let zone_names: Vec<String> = service.zones().iter().map(|z| z.origin().to_string()).collect();
+    let addresses: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let zone_names: Vec<String> = service
+        .zones()
+        .iter()
+        .map(|z| z.origin().to_string())
+        .collect();
     println!(
         "anyns {identity}: listening on {} (udp+tcp, {} workers); serving {}",
         addresses.join(", "),
@@ -70,7 +78,7 @@ pub fn run(overrides: &Overrides) -> anyhow::Result<ExitCode> {
     );
     tracing::info!(
         site = %config.site, node = %config.node, listen = %addresses.join(","),
-        "listening"
+        "node started"
     );
 
     let control_socket = config.control_socket.clone();
@@ -123,7 +131,10 @@ fn reload(node: &Node) -> String {
         }
     };
     if config.listen != node.config.listen || config.threads != node.config.threads {
-        let _ = writeln!(text, "note: listen addresses and threads change only on restart");
+        let _ = writeln!(
+            text,
+            "note: listen addresses and threads change only on restart"
+        );
     }
     let Ok(mut loader) = node.loader.lock() else {
         return "failed: an earlier reload crashed\n".to_string();
@@ -157,7 +168,10 @@ fn reload(node: &Node) -> String {
     if failed == 0 {
         format!("ok: {} zones\n{text}", report.zones.len())
     } else {
-        format!("failed: {failed} of {} zones refused\n{text}", report.zones.len())
+        format!(
+            "failed: {failed} of {} zones refused\n{text}",
+            report.zones.len()
+        )
     }
 }
 

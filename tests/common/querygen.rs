@@ -113,12 +113,6 @@ impl ZoneNames {
         Ok(ZoneNames { apex, owners })
     }
 
-    fn has(&self, name: &Name<Vec<u8>>, rtype: Rtype) -> bool {
-        self.owners
-            .get(&canonical(name))
-            .is_some_and(|(_, types)| types.contains(&rtype))
-    }
-
     /// Owners of NS records other than the apex: zone cuts.
     pub fn cuts(&self) -> Vec<Name<Vec<u8>>> {
         self.owners_with(Rtype::NS)
@@ -301,9 +295,4 @@ pub fn mixed_case(name: &Name<Vec<u8>>) -> Name<Vec<u8>> {
         pos = end;
     }
     Name::from_octets(wire).unwrap_or_else(|_| name.clone())
-}
-
-/// Whether some zone has `rtype` at `name` (case-insensitive).
-pub fn zone_has(zones: &[ZoneNames], name: &Name<Vec<u8>>, rtype: Rtype) -> bool {
-    zones.iter().any(|z| z.has(name, rtype))
 }

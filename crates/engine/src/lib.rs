@@ -119,7 +119,12 @@ impl Engine {
             let extended = (rcode.0 >> 4) as u8;
             // The room was reserved above, so this cannot fail; if it did, the answer would
             // merely lack its OPT record.
-            let _ = w.push_opt(self.config.max_udp_payload, extended, edns.dnssec_ok, options);
+            let _ = w.push_opt(
+                self.config.max_udp_payload,
+                extended,
+                edns.dnssec_ok,
+                options,
+            );
         }
         Some(w.finish())
     }
@@ -145,8 +150,7 @@ impl Engine {
             // No TSIG keys are configured: RFC 8945 section 5.2.2, unknown key.
             return Rcode::NOTAUTH;
         }
-        if query.qtype == Rtype::OPT || query.qtype == Rtype::TSIG || query.qtype == Rtype::TKEY
-        {
+        if query.qtype == Rtype::OPT || query.qtype == Rtype::TSIG || query.qtype == Rtype::TKEY {
             return Rcode::FORMERR;
         }
         if query.qtype == Rtype::AXFR || query.qtype == Rtype::IXFR {
@@ -167,9 +171,8 @@ impl Engine {
 fn formerr(request: &[u8], out: &mut [u8]) -> usize {
     let id = u16::from_be_bytes([request[0], request[1]]);
     let request_flags = u16::from_be_bytes([request[2], request[3]]);
-    let flags_word = flags::QR
-        | (request_flags & (flags::OPCODE_MASK | flags::RD))
-        | Rcode::FORMERR.0;
+    let flags_word =
+        flags::QR | (request_flags & (flags::OPCODE_MASK | flags::RD)) | Rcode::FORMERR.0;
     let w = MessageWriter::new(out, HEADER_LEN, id, flags_word);
     w.finish()
 }

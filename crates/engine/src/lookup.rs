@@ -181,7 +181,12 @@ impl<'z> Answerer<'z> {
 
     /// RFC 8482 section 4.1: over UDP, answer ANY with one RRset; over TCP, with all of them
     /// (section 4.4 lets a server give the conventional answer where amplification is no risk).
-    fn any(&mut self, w: &mut MessageWriter<'_>, name: &[u8], node: &'z Node) -> Result<(), Truncated> {
+    fn any(
+        &mut self,
+        w: &mut MessageWriter<'_>,
+        name: &[u8],
+        node: &'z Node,
+    ) -> Result<(), Truncated> {
         if node.rrsets().is_empty() {
             return self.negative(w);
         }
@@ -215,7 +220,12 @@ impl<'z> Answerer<'z> {
     }
 
     /// RFC 1034 section 4.3.2 step 3b: the cut's NS RRset in authority, glue in additional.
-    fn referral(&mut self, w: &mut MessageWriter<'_>, cut: &[u8], node: &'z Node) -> Result<(), Truncated> {
+    fn referral(
+        &mut self,
+        w: &mut MessageWriter<'_>,
+        cut: &[u8],
+        node: &'z Node,
+    ) -> Result<(), Truncated> {
         let Some(ns) = node.rrset(Rtype::NS) else {
             return Ok(());
         };

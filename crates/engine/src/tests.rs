@@ -61,7 +61,11 @@ fn engine() -> Engine {
 /// Builds a query; `edns` is the advertised payload size, with the DO bit and NSID request.
 fn query(name: &str, qtype: u16, qclass: u16, edns: Option<u16>) -> Vec<u8> {
     let mut q = vec![0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         q.push(label.len() as u8);
         q.extend_from_slice(label.as_bytes());
     }
@@ -129,7 +133,12 @@ fn ask_with(engine: &Engine, req: &[u8], transport: Transport) -> Option<Respons
 }
 
 fn ask(name: &str, qtype: Rtype) -> Response {
-    ask_with(&engine(), &query(name, qtype.0, 1, Some(1232)), Transport::Udp).unwrap()
+    ask_with(
+        &engine(),
+        &query(name, qtype.0, 1, Some(1232)),
+        Transport::Udp,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -201,14 +210,21 @@ fn rfc4592_2_2_1_referral_below_a_cut() {
 fn rfc1034_4_3_2_referral_carries_glue() {
     let r = ask("www.inner.example", Rtype::A);
     assert!(!r.aa());
-    assert_eq!(r.authority(), ["inner.example. 3600 IN NS ns.inner.example."]);
+    assert_eq!(
+        r.authority(),
+        ["inner.example. 3600 IN NS ns.inner.example."]
+    );
     assert_eq!(r.additional(), ["ns.inner.example. 3600 IN A 192.0.2.53"]);
     // The cut itself is also referred, except for DS (RFC 4035 section 3.1.4.1).
     let r = ask("inner.example", Rtype::A);
     assert!(!r.aa());
     let r = ask("inner.example", Rtype::DS);
     assert!(r.aa());
-    assert_eq!(r.authority().len(), 1, "NODATA with SOA from the parent side");
+    assert_eq!(
+        r.authority().len(),
+        1,
+        "NODATA with SOA from the parent side"
+    );
     assert!(r.authority()[0].contains(" SOA "));
 }
 
@@ -241,7 +257,10 @@ fn rfc1034_3_6_2_cname_chain_followed_in_zone() {
     // A chain leaving the zone stops at the last name we are authoritative for.
     let r = ask("out.example", Rtype::A);
     assert_eq!(r.rcode(), DRcode::NOERROR);
-    assert_eq!(r.answer(), ["out.example. 3600 IN CNAME www.elsewhere.test."]);
+    assert_eq!(
+        r.answer(),
+        ["out.example. 3600 IN CNAME www.elsewhere.test."]
+    );
     // A chain through a wildcard.
     let r = ask("wildalias.example", Rtype::TXT);
     assert_eq!(r.answer().len(), 2);
@@ -251,14 +270,21 @@ fn rfc1034_3_6_2_cname_chain_followed_in_zone() {
 fn rfc6604_3_rcode_of_a_dangling_cname_is_nxdomain() {
     let r = ask("dangling.example", Rtype::A);
     assert_eq!(r.rcode(), DRcode::NXDOMAIN);
-    assert_eq!(r.answer(), ["dangling.example. 3600 IN CNAME nothere.host1.example."]);
+    assert_eq!(
+        r.answer(),
+        ["dangling.example. 3600 IN CNAME nothere.host1.example."]
+    );
     assert_eq!(r.authority().len(), 1);
 }
 
 #[test]
 fn rfc6672_3_2_dname_substitution() {
     let r = ask("x.dn.example", Rtype::A);
-    assert_eq!(r.rcode(), DRcode::NXDOMAIN, "x.host1.example does not exist");
+    assert_eq!(
+        r.rcode(),
+        DRcode::NXDOMAIN,
+        "x.host1.example does not exist"
+    );
     assert_eq!(
         r.answer(),
         [

@@ -204,7 +204,9 @@ fn parse_opt(class: u16, ttl: u32, mut rdata: &[u8]) -> Result<Edns, ParseError>
         let code = u16::from_be_bytes([*c0, *c1]);
         let len = usize::from(u16::from_be_bytes([*l0, *l1]));
         if rest.len() < len {
-            return Err(ParseError::Malformed("EDNS option runs past the OPT record"));
+            return Err(ParseError::Malformed(
+                "EDNS option runs past the OPT record",
+            ));
         }
         if code == option::NSID {
             edns.nsid = true;

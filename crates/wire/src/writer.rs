@@ -368,8 +368,15 @@ mod tests {
         let mut buf = [0u8; 512];
         let mut w = MessageWriter::new(&mut buf, 512, 7, 0x8400);
         w.push_question(b"\x01a\x00\x00\x01\x00\x01").unwrap();
-        w.push_rr(Section::Answer, b"\x01a\x00", Rtype(65000), 1, 0, b"\x01a\x00")
-            .unwrap();
+        w.push_rr(
+            Section::Answer,
+            b"\x01a\x00",
+            Rtype(65000),
+            1,
+            0,
+            b"\x01a\x00",
+        )
+        .unwrap();
         let len = w.finish();
         assert_eq!(&buf[len - 3..len], b"\x01a\x00");
     }

@@ -212,7 +212,7 @@ impl ZoneBuilder {
     /// record; DNAME is a single record and nothing exists below it (RFC 6672 section 2.4).
     fn check_exclusive_types(&mut self) {
         let mut found = Vec::new();
-        let mut dnames = Vec::new();
+        let mut has_dname = false;
         for (owner, node) in &self.nodes {
             if let Some(cname) = node.rrset(Rtype::CNAME) {
                 let others: Vec<String> = node
@@ -256,18 +256,19 @@ impl ZoneBuilder {
                         format!("{owner} has both a CNAME and a DNAME (RFC 6672 section 2.4)"),
                     ));
                 }
-                dnames.push(owner.clone());
+                has_dname = true;
             }
         }
-        for dname in dnames {
-            if let Some(below) = self.nodes.keys().find(|n| **n != dname && n.ends_with(&dname)) {
-                found.push((
-                    dname.clone(),
-                    Rtype::DNAME,
-                    format!(
-                        "{below} exists below the DNAME at {dname} (RFC 6672 section 2.4)"
-                    ),
-                ));
+        if has_dname {
+            for owner in self.nodes.keys() {
+                if let Some(dname) = self.ancestor_with(owner, |n| n.rrset(Rtype::DNAME).is_some())
+                {
+                    found.push((
+                        dname.clone(),
+                        Rtype::DNAME,
+                        format!("{owner} exists below the DNAME at {dname} (RFC 6672 section 2.4)"),
+                    ));
+                }
             }
         }
         for (owner, rtype, message) in found {
@@ -324,12 +325,11 @@ impl ZoneBuilder {
         }
         // Data below a cut other than addresses is occluded: never served, likely a mistake.
         for (owner, node) in &self.nodes {
-            let below_cut = cuts.iter().any(|c| owner != c && owner.ends_with(c));
             let non_glue = node
                 .rrsets()
                 .iter()
                 .any(|r| !matches!(r.rtype, Rtype::A | Rtype::AAAA));
-            if below_cut && non_glue {
+            if non_glue && self.ancestor_with(owner, Node::is_cut).is_some() {
                 self.warnings.push(Diagnostic::new(
                     None,
                     format!("{owner} is below a zone cut and holds data other than glue; it is occluded and never served"),
@@ -340,6 +340,21 @@ impl ZoneBuilder {
             let loc = self.location(&owner, Rtype::NS);
             self.errors.push(Diagnostic::new(loc, message));
         }
+    }
+
+    /// The closest proper ancestor of `owner`, at or below the apex, whose node matches.
+    fn ancestor_with(&self, owner: &Name, matches: impl Fn(&Node) -> bool) -> Option<Name> {
+        let mut name = owner.as_wire();
+        while let Some(parent) = name::parent(name) {
+            if parent.len() < self.origin.len() {
+                return None;
+            }
+            if let Some((key, _)) = self.nodes.get_key_value(parent).filter(|(_, n)| matches(n)) {
+                return Some(key.clone());
+            }
+            name = parent;
+        }
+        None
     }
 
     /// Every name between a record's owner and the apex exists (RFC 4592 section 2.2.2).

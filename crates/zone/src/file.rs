@@ -21,18 +21,17 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// Loads and checks the zone `origin` from the master file at `path`.
 pub fn load_zone_file(origin: &Name, path: &Path) -> Result<Built, ZoneErrors> {
     let mut builder = ZoneBuilder::new(origin.clone());
-    let domain_origin = to_domain_name(origin)
-        .map_err(|msg| ZoneErrors(vec![Diagnostic::new(None, msg)]))?;
-    read_file(&mut builder, path, domain_origin, 0)
-        .map_err(|d| ZoneErrors(vec![d]))?;
+    let domain_origin =
+        to_domain_name(origin).map_err(|msg| ZoneErrors(vec![Diagnostic::new(None, msg)]))?;
+    read_file(&mut builder, path, domain_origin, 0).map_err(|d| ZoneErrors(vec![d]))?;
     builder.build()
 }
 
 /// Loads and checks a zone from master-file text (for tests and the embedded example zone).
 pub fn load_zone_text(origin: &Name, name: &str, text: &str) -> Result<Built, ZoneErrors> {
     let mut builder = ZoneBuilder::new(origin.clone());
-    let domain_origin = to_domain_name(origin)
-        .map_err(|msg| ZoneErrors(vec![Diagnostic::new(None, msg)]))?;
+    let domain_origin =
+        to_domain_name(origin).map_err(|msg| ZoneErrors(vec![Diagnostic::new(None, msg)]))?;
     let file: Arc<Path> = Path::new(name).into();
     scan(&mut builder, &file, text.as_bytes(), domain_origin, 0)
         .map_err(|d| ZoneErrors(vec![d]))?;
@@ -50,9 +49,8 @@ fn read_file(
     origin: DomainName<Bytes>,
     depth: usize,
 ) -> Result<(), Diagnostic> {
-    let data = std::fs::read(path).map_err(|e| {
-        Diagnostic::new(None, format!("{}: cannot read: {e}", path.display()))
-    })?;
+    let data = std::fs::read(path)
+        .map_err(|e| Diagnostic::new(None, format!("{}: cannot read: {e}", path.display())))?;
     let file: Arc<Path> = path.into();
     scan(builder, &file, &data, origin, depth)
 }
@@ -98,8 +96,9 @@ fn scan(
                         format!("class {} is not supported, only IN", record.class()),
                     ));
                 }
-                let owner = Name::from_wire(record.owner().to_vec().as_slice())
-                    .map_err(|e| Diagnostic::new(Some(location.clone()), format!("bad owner name: {e}")))?;
+                let owner = Name::from_wire(record.owner().to_vec().as_slice()).map_err(|e| {
+                    Diagnostic::new(Some(location.clone()), format!("bad owner name: {e}"))
+                })?;
                 let mut rdata = Vec::new();
                 record
                     .data()
@@ -299,13 +298,17 @@ quoted IN TXT \"a\\\"b\" \"c d\"
         let built = load_zone_text(&origin(), "good.zone", GOOD).unwrap();
         let zone = built.zone;
         assert_eq!(zone.serial(), 2024010101);
-        let alias = zone.node(Name::from_text("alias.example.test").unwrap().as_wire()).unwrap();
+        let alias = zone
+            .node(Name::from_text("alias.example.test").unwrap().as_wire())
+            .unwrap();
         // RFC 1035 section 5.1: `@` in RDATA is the origin.
         assert_eq!(
             alias.rrset(Rtype::CNAME).unwrap().rdatas().next(),
             Some(Name::from_text("example.test").unwrap().as_wire())
         );
-        let www = zone.node(Name::from_text("www.example.test").unwrap().as_wire()).unwrap();
+        let www = zone
+            .node(Name::from_text("www.example.test").unwrap().as_wire())
+            .unwrap();
         assert_eq!(www.rrset(Rtype::A).unwrap().ttl, 300);
         // RFC 1035 section 5.1: a blank owner repeats the previous one; TTL defaults to $TTL.
         assert_eq!(www.rrset(Rtype::AAAA).unwrap().ttl, 3600);
@@ -317,26 +320,43 @@ quoted IN TXT \"a\\\"b\" \"c d\"
             generic.rrset(Rtype(65280)).unwrap().rdatas().next(),
             Some(&[10, 0, 0, 1][..])
         );
-        let sub = zone.node(Name::from_text("sub.example.test").unwrap().as_wire()).unwrap();
+        let sub = zone
+            .node(Name::from_text("sub.example.test").unwrap().as_wire())
+            .unwrap();
         assert!(sub.is_cut());
         assert!(built.warnings.is_empty(), "{:?}", built.warnings);
     }
 
     #[test]
     fn errors_name_file_and_line() {
-        let text = GOOD.replace("mail IN MX 10 www", "mail IN CNAME www\nmail IN A 192.0.2.9");
+        let text = GOOD.replace(
+            "mail IN MX 10 www",
+            "mail IN CNAME www\nmail IN A 192.0.2.9",
+        );
         let err = load_zone_text(&origin(), "bad.zone", &text).unwrap_err();
         assert_eq!(err.0.len(), 1, "{err}");
-        assert!(err.to_string().starts_with("bad.zone:7: mail.example.test. has a CNAME"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("bad.zone:7: mail.example.test. has a CNAME"),
+            "{err}"
+        );
 
         let text = GOOD.replace("ns.sub IN A 192.0.2.20", "");
         let err = load_zone_text(&origin(), "glue.zone", &text).unwrap_err();
-        assert!(err.to_string().starts_with("glue.zone:8: sub.example.test. NS ns.sub.example.test.: "), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("glue.zone:8: sub.example.test. NS ns.sub.example.test.: "),
+            "{err}"
+        );
         assert!(err.to_string().contains("missing glue"), "{err}");
 
         let text = format!("{GOOD}outside.other. IN A 192.0.2.1\n");
         let err = load_zone_text(&origin(), "out.zone", &text).unwrap_err();
-        assert!(err.to_string().starts_with("out.zone:13: outside.other. A is outside"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("out.zone:13: outside.other. A is outside"),
+            "{err}"
+        );
 
         let text = GOOD.replace("www 300 IN A 192.0.2.10", "www 300 IN A 192.0.2.300");
         let err = load_zone_text(&origin(), "syntax.zone", &text).unwrap_err();
@@ -355,9 +375,14 @@ quoted IN TXT \"a\\\"b\" \"c d\"
     fn rfc4592_2_2_2_empty_non_terminals_exist() {
         let text = format!("{GOOD}a.b.c IN A 192.0.2.1\n");
         let zone = load_zone_text(&origin(), "x", &text).unwrap().zone;
-        let ent = zone.node(Name::from_text("b.c.example.test").unwrap().as_wire()).unwrap();
+        let ent = zone
+            .node(Name::from_text("b.c.example.test").unwrap().as_wire())
+            .unwrap();
         assert!(ent.is_empty_non_terminal());
-        assert!(zone.node(Name::from_text("c.example.test").unwrap().as_wire()).is_some());
+        assert!(
+            zone.node(Name::from_text("c.example.test").unwrap().as_wire())
+                .is_some()
+        );
     }
 
     #[test]
@@ -372,11 +397,19 @@ quoted IN TXT \"a\\\"b\" \"c d\"
         std::fs::write(dir.join("parts/hosts.inc"), "a A 192.0.2.2\nb A 192.0.2.\n").unwrap();
         let err = load_zone_file(&origin(), &dir.join("main.zone")).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("parts/hosts.inc:2: expected IPv4 address"), "{text}");
+        assert!(
+            text.contains("parts/hosts.inc:2: expected IPv4 address"),
+            "{text}"
+        );
         assert!(text.contains("included from"), "{text}");
         std::fs::write(dir.join("parts/hosts.inc"), "a A 192.0.2.2\n").unwrap();
-        let zone = load_zone_file(&origin(), &dir.join("main.zone")).unwrap().zone;
-        assert!(zone.node(Name::from_text("a.hosts.example.test").unwrap().as_wire()).is_some());
+        let zone = load_zone_file(&origin(), &dir.join("main.zone"))
+            .unwrap()
+            .zone;
+        assert!(
+            zone.node(Name::from_text("a.hosts.example.test").unwrap().as_wire())
+                .is_some()
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

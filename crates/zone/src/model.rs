@@ -201,10 +201,7 @@ pub struct ZoneSet {
 impl ZoneSet {
     pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
         ZoneSet {
-            zones: zones
-                .into_iter()
-                .map(|z| (z.origin().clone(), z))
-                .collect(),
+            zones: zones.into_iter().map(|z| (z.origin().clone(), z)).collect(),
         }
     }
 
