@@ -96,6 +96,8 @@ struct Answerer<'z> {
 impl<'z> Answerer<'z> {
     fn resolve(&mut self, w: &mut MessageWriter<'_>, qname: &NameBuf) -> Result<(), Truncated> {
         let mut current = qname.clone();
+        // CNAME targets followed so far, to stop at a loop.
+        let mut visited: [&'z [u8]; MAX_CHAIN] = [&[]; MAX_CHAIN];
         for step in 0..MAX_CHAIN {
             let name_buf = current.clone();
             let name = name_buf.as_wire();
@@ -115,6 +117,15 @@ impl<'z> Answerer<'z> {
                         let Some(target) = cname.rdatas().next() else {
                             return Ok(());
                         };
+                        // RFC 1034 section 3.6.2: a loop ends the chain; every CNAME is given once.
+                        if visited[..step]
+                            .iter()
+                            .any(|v| v.eq_ignore_ascii_case(target))
+                            || target.eq_ignore_ascii_case(qname.as_wire())
+                        {
+                            return Ok(());
+                        }
+                        visited[step] = target;
                         current.clear();
                         if current.extend_lowercase(target).is_err() || !self.in_zone(target) {
                             return Ok(());
@@ -158,7 +169,9 @@ impl<'z> Answerer<'z> {
                         dname.ttl,
                         synthesized.as_wire(),
                     )?;
-                    if !self.in_zone(synthesized.as_wire()) {
+                    // The synthesized CNAME answers a CNAME query (RFC 1034 section 4.3.2 step
+                    // 3a restarts only when QTYPE is not CNAME).
+                    if self.qtype == Rtype::CNAME || !self.in_zone(synthesized.as_wire()) {
                         return Ok(());
                     }
                     current = synthesized;

@@ -33,6 +33,8 @@ dangling.example.        CNAME nothere.host1.example.
 out.example.             CNAME www.elsewhere.test.
 wildalias.example.       CNAME foo.bar.example.
 dn.example.              DNAME host1.example.
+loop1.example.           CNAME loop2.example.
+loop2.example.           CNAME loop1.example.
 big.example.             TXT   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 big.example.             TXT   "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 big.example.             TXT   "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
@@ -267,6 +269,19 @@ fn rfc1034_3_6_2_cname_chain_followed_in_zone() {
 }
 
 #[test]
+fn rfc1034_3_6_2_cname_loops_end_with_each_cname_once() {
+    let r = ask("loop1.example", Rtype::A);
+    assert_eq!(r.rcode(), DRcode::NOERROR);
+    assert_eq!(
+        r.answer(),
+        [
+            "loop1.example. 3600 IN CNAME loop2.example.",
+            "loop2.example. 3600 IN CNAME loop1.example."
+        ]
+    );
+}
+
+#[test]
 fn rfc6604_3_rcode_of_a_dangling_cname_is_nxdomain() {
     let r = ask("dangling.example", Rtype::A);
     assert_eq!(r.rcode(), DRcode::NXDOMAIN);
@@ -292,6 +307,10 @@ fn rfc6672_3_2_dname_substitution() {
             "x.dn.example. 3600 IN CNAME x.host1.example."
         ]
     );
+    // A CNAME query is answered by the synthesized CNAME; the chain is not followed.
+    let r = ask("x.dn.example", Rtype::CNAME);
+    assert_eq!(r.rcode(), DRcode::NOERROR);
+    assert_eq!(r.answer().len(), 2);
     // The DNAME owner itself is not redirected.
     let r = ask("dn.example", Rtype::DNAME);
     assert_eq!(r.answer(), ["dn.example. 3600 IN DNAME host1.example."]);
