@@ -2,6 +2,9 @@
 //! `check` errors with file:line, and reload (control socket and SIGHUP) that never loses the
 //! zone being served.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::net::SocketAddr;
