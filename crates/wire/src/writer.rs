@@ -142,6 +142,16 @@ impl<'a> MessageWriter<'a> {
         debug_assert!(section >= self.section, "sections out of order");
         let mark = self.mark();
         let result = self.push_rr_inner(owner, rtype, class, ttl, rdata);
+        self.settle(section, mark, result)
+    }
+
+    /// Counts a record just written, or removes what was written of it.
+    fn settle(
+        &mut self,
+        section: Section,
+        mark: Mark,
+        result: Result<(), WriteError>,
+    ) -> Result<(), WriteError> {
         match result {
             Ok(()) => {
                 self.section = section;
@@ -254,17 +264,7 @@ impl<'a> MessageWriter<'a> {
             }
             Ok(())
         })();
-        match result {
-            Ok(()) => {
-                self.section = Section::Additional;
-                self.counts[Section::Additional as usize] += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.rollback(mark);
-                Err(e)
-            }
-        }
+        self.settle(Section::Additional, mark, result)
     }
 
     /// Writes the section counts and returns the message length.
