@@ -41,7 +41,7 @@ mod tests {
     fn bind_error_names_the_address_and_the_reason() {
         let err = Error::BindUdp {
             addr: SocketAddr::from(([127, 0, 0, 1], 53)),
-            reason: io::Error::from_raw_os_error(libc::EACCES),
+            reason: io::Error::from(io::ErrorKind::PermissionDenied),
         };
         assert_eq!(
             err.to_string(),

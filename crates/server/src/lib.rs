@@ -5,18 +5,9 @@
 //! Answers come from a [`Handler`]; [`Service`] is the real one (zone snapshot + answer engine).
 //! A [`Server`] owns the sockets, threads and tasks for a list of listen addresses.
 
-// Unsafe code is denied in this crate (Cargo.toml explains why it is not forbidden) and allowed
-// only in `sys`, the socket FFI: recvmmsg/sendmmsg, control messages, poll and setsockopt.
-#![deny(unsafe_code)]
-
-#[cfg(not(target_os = "linux"))]
-compile_error!("anyns-server uses Linux socket interfaces (recvmmsg, sendmmsg, IP_PKTINFO)");
-
 mod counters;
 mod error;
 mod server;
-#[allow(unsafe_code)]
-mod sys;
 mod tcp;
 mod udp;
 
@@ -33,9 +24,8 @@ pub use server::{Server, ServerConfig};
 pub use tcp::TcpConfig;
 pub use udp::UdpConfig;
 
-/// Largest DNS message: the TCP length prefix is 16 bits (RFC 1035 section 4.2.2), and a UDP
-/// payload cannot be longer either. Every answer buffer handed to a [`Handler`] has this size.
-pub const MAX_MESSAGE_SIZE: usize = 65535;
+/// Largest DNS message; every answer buffer handed to a [`Handler`] has this size.
+pub use anyns_netsys::MAX_MESSAGE_SIZE;
 
 /// Turns one request into one response. Called on the hot path: no allocation, no blocking.
 pub trait Handler: Send + Sync + 'static {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::counters::{UdpCounters, add};
-use crate::sys::{Batch, Poller};
 use crate::{Handler, MAX_MESSAGE_SIZE, Transport};
+use anyns_netsys::{Batch, Poller};
 
 /// How long an idle worker waits for a datagram before it looks at the stop flag again: the
 /// longest a shutdown waits for a worker.
@@ -73,7 +73,7 @@ pub(crate) fn bind(addr: SocketAddr, config: &UdpConfig) -> io::Result<Socket> {
         socket.set_recv_buffer_size(size)?;
     }
     socket.set_write_timeout(Some(SEND_TIMEOUT))?;
-    crate::sys::enable_pktinfo(&socket, addr.is_ipv6())?;
+    anyns_netsys::enable_pktinfo(&socket, addr.is_ipv6())?;
     socket.bind(&addr.into())?;
     Ok(socket)
 }

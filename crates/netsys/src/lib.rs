@@ -1,7 +1,10 @@
-//! The data plane's socket FFI, the only unsafe code of the workspace: batches of datagrams
-//! received with `recvmmsg(2)` and sent with `sendmmsg(2)`, the IP_PKTINFO / IPV6_PKTINFO control
-//! messages that let a reply leave from the address its query came to, `poll(2)` and the
-//! `setsockopt(2)` call that socket2 does not wrap.
+//! The socket FFI of anyns, the only unsafe code of the workspace (STYLE: one crate holds it):
+//! batches of datagrams received with `recvmmsg(2)` and sent with `sendmmsg(2)`, the IP_PKTINFO /
+//! IPV6_PKTINFO control messages that let a reply leave from the address its query came to,
+//! `poll(2)` and the `setsockopt(2)` calls that socket2 does not wrap.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("anyns-netsys uses Linux socket interfaces (recvmmsg, sendmmsg, IP_PKTINFO)");
 
 use std::io;
 use std::mem;
@@ -13,10 +16,12 @@ use std::time::Duration;
 use libc::{c_int, c_uint, socklen_t};
 use socket2::Socket;
 
-use crate::MAX_MESSAGE_SIZE;
+/// Largest DNS message: the TCP length prefix is 16 bits (RFC 1035 section 4.2.2), and a UDP
+/// payload cannot be longer either.
+pub const MAX_MESSAGE_SIZE: usize = 65535;
 
 /// recvmmsg/sendmmsg take at most UIO_MAXIOV (1024) messages per call.
-pub(crate) const MAX_BATCH: usize = 1024;
+pub const MAX_BATCH: usize = 1024;
 
 /// Room for the control messages of one datagram. We only ask for one packet-info message
 /// (at most 40 octets with its header); the rest is slack for anything the kernel adds.
@@ -38,7 +43,7 @@ const _: () = assert!(mem::align_of::<Control>() >= mem::align_of::<libc::cmsghd
 
 /// Asks the kernel to report each datagram's destination address (IP_PKTINFO for IPv4,
 /// IPV6_RECVPKTINFO for IPv6, RFC 3542 section 6.1).
-pub(crate) fn enable_pktinfo(socket: &Socket, ipv6: bool) -> io::Result<()> {
+pub fn enable_pktinfo(socket: &Socket, ipv6: bool) -> io::Result<()> {
     let (level, name) = if ipv6 {
         (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)
     } else {
@@ -64,12 +69,12 @@ pub(crate) fn enable_pktinfo(socket: &Socket, ipv6: bool) -> io::Result<()> {
 }
 
 /// Waits for any of a worker's sockets to become readable.
-pub(crate) struct Poller {
+pub struct Poller {
     fds: Vec<libc::pollfd>,
 }
 
 impl Poller {
-    pub(crate) fn new(sockets: &[Socket]) -> Poller {
+    pub fn new(sockets: &[Socket]) -> Poller {
         Poller {
             fds: sockets
                 .iter()
@@ -84,7 +89,7 @@ impl Poller {
 
     /// Returns when a socket is readable or after `timeout`. The sockets given to `new` must
     /// still be open.
-    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
         let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
         // SAFETY: `fds` is a live array of `fds.len()` pollfd entries; poll(2) only writes their
         // `revents`. A closed descriptor would be reported as POLLNVAL, not touch memory.
@@ -105,7 +110,7 @@ impl Poller {
 
 /// What `Batch::send` did.
 #[derive(Debug, Default)]
-pub(crate) struct SendOutcome {
+pub struct SendOutcome {
     pub sent: usize,
     pub failed: usize,
     /// The last error seen, for the log.
@@ -128,7 +133,7 @@ struct Queued {
 ///
 /// The two big buffers are zeroed allocations: the kernel maps their pages lazily, so a slot
 /// costs real memory only for the part of it that a datagram has ever used.
-pub(crate) struct Batch {
+pub struct Batch {
     size: usize,
     requests: Box<[u8]>,
     responses: Box<[u8]>,
@@ -146,7 +151,7 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// A batch of `size` slots (clamped to 1..=[`MAX_BATCH`]).
-    pub(crate) fn new(size: usize) -> Batch {
+    pub fn new(size: usize) -> Batch {
         let size = size.clamp(1, MAX_BATCH);
         let iovec = libc::iovec {
             iov_base: ptr::null_mut(),
@@ -176,7 +181,7 @@ impl Batch {
 
     /// Receives up to a batch of datagrams without waiting and returns how many arrived
     /// (`ErrorKind::WouldBlock` when none is queued). Forgets the previous batch.
-    pub(crate) fn recv(&mut self, socket: &Socket) -> io::Result<usize> {
+    pub fn recv(&mut self, socket: &Socket) -> io::Result<usize> {
         self.received = 0;
         self.queued_len = 0;
         let requests = self.requests.as_mut_ptr();
@@ -221,7 +226,7 @@ impl Batch {
 
     /// The request in slot `i` of the last batch and the buffer for its response, or `None`
     /// when there is no such slot or the datagram did not fit (it is dropped, not answered).
-    pub(crate) fn slot(&mut self, i: usize) -> Option<(&[u8], &mut [u8])> {
+    pub fn slot(&mut self, i: usize) -> Option<(&[u8], &mut [u8])> {
         if i >= self.received {
             return None;
         }
@@ -239,7 +244,7 @@ impl Batch {
     /// The address the datagram in slot `i` was sent to, from its packet-info control message.
     // The length fields are size_t with glibc and socklen_t with musl: the casts are for musl.
     #[allow(clippy::unnecessary_cast)]
-    pub(crate) fn destination(&self, i: usize) -> Option<IpAddr> {
+    pub fn destination(&self, i: usize) -> Option<IpAddr> {
         if i >= self.received {
             return None;
         }
@@ -281,7 +286,7 @@ impl Batch {
 
     /// Queues the first `len` octets of slot `i`'s response buffer as the reply to its request:
     /// to the request's sender, from the request's destination address.
-    pub(crate) fn queue_reply(&mut self, i: usize, len: usize) {
+    pub fn queue_reply(&mut self, i: usize, len: usize) {
         if i >= self.received || self.queued_len >= self.size {
             return;
         }
@@ -301,7 +306,7 @@ impl Batch {
 
     /// Sends the queued replies. A reply the kernel refuses is counted and skipped; the rest of
     /// the batch still goes out.
-    pub(crate) fn send(&mut self, socket: &Socket) -> SendOutcome {
+    pub fn send(&mut self, socket: &Socket) -> SendOutcome {
         let count = self.queued_len;
         self.queued_len = 0;
         let mut outcome = SendOutcome::default();
