@@ -944,15 +944,18 @@ def report(args, facts, versions, zones, all_results, instr_method, started, ela
         notes = []
         for r in results:
             if r.get("ok") and r.get("server_cpu_busy") is not None:
-                other = r["server_cpu_busy"] - r["server_util"]
-                if r["server_cpu_busy"] < 0.9:
-                    notes.append(f"{r['server']}: server CPU not saturated (busy "
-                                 f"{fmt_pct(r['server_cpu_busy'])}, dnsperf at "
-                                 f"{fmt_pct(r.get('client_util'))}): qps is a lower bound")
-                elif other > 0.25:
-                    notes.append(f"{r['server']}: only {fmt_pct(r['server_util'])} of the busy "
-                                 f"server CPU was the server's own time (the rest: softirq "
-                                 f"network work, or other processes competing for it)")
+                busy, own, client = r["server_cpu_busy"], r["server_util"], r["client_util"] or 0
+                if busy < 0.9 and client < 0.9:
+                    notes.append(f"{r['server']}: neither the server CPU (busy {fmt_pct(busy)}) "
+                                 f"nor dnsperf ({fmt_pct(client)}) was saturated: other load on "
+                                 f"the machine; qps is not comparable (rerun, --repeat)")
+                elif busy < 0.9:
+                    notes.append(f"{r['server']}: server CPU not saturated (busy {fmt_pct(busy)}, "
+                                 f"dnsperf at {fmt_pct(client)}): qps is a lower bound")
+                if busy - own > 0.15:
+                    notes.append(f"{r['server']}: only {fmt_pct(own)} of the server CPU's "
+                                 f"{fmt_pct(busy)} busy time was the server's own (the rest: "
+                                 f"softirq work or other processes competing for the CPU)")
             if r.get("repinned_threads"):
                 notes.append(f"{r['server']}: had moved {r['repinned_threads']} thread(s) off "
                              f"the server CPU set (own affinity); put back before timing")

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use anyns_health::HealthConfig;
 use anyns_wire::Name;
 use serde::Deserialize;
 
@@ -13,6 +14,10 @@ const CONFIG_VERSION: u32 = 1;
 
 /// Where `anyns serve` listens when nothing says otherwise: loopback, a port needing no root.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5300";
+
+/// Where the control API listens unless configured: localhost only (issue: "bound to localhost
+/// by default").
+pub const DEFAULT_CONTROL: &str = "127.0.0.1:8053";
 
 /// The zone served when no zone is configured at all.
 pub const EXAMPLE_ZONE_NAME: &str = "example.test.";
@@ -28,6 +33,16 @@ struct FileConfig {
     server: ServerSection,
     #[serde(default, rename = "zone")]
     zones: Vec<ZoneSection>,
+    #[serde(default)]
+    control: ControlSection,
+    #[serde(default)]
+    health: HealthConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlSection {
+    listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,7 +62,6 @@ struct ServerSection {
     max_udp_payload: Option<u16>,
     tcp_idle_timeout_secs: Option<u64>,
     tcp_max_connections: Option<usize>,
-    control_socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,7 +80,7 @@ pub struct Overrides {
     pub threads: Option<usize>,
     pub site: Option<String>,
     pub node: Option<String>,
-    pub control_socket: Option<PathBuf>,
+    pub control: Option<SocketAddr>,
 }
 
 /// Where a zone's data comes from.
@@ -94,8 +108,10 @@ pub struct NodeConfig {
     pub max_udp_payload: u16,
     pub tcp_idle_timeout_secs: u64,
     pub tcp_max_connections: usize,
-    pub control_socket: Option<PathBuf>,
+    /// The control API's address.
+    pub control: SocketAddr,
     pub zones: Vec<ZoneConfig>,
+    pub health: HealthConfig,
 }
 
 impl NodeConfig {
@@ -112,10 +128,15 @@ impl NodeConfig {
             }
             None => (None, PathBuf::new()),
         };
-        let (node_section, server, file_zones) = match file {
-            Some(f) => (f.node, f.server, f.zones),
-            None => (NodeSection::default(), ServerSection::default(), Vec::new()),
-        };
+        let file = file.unwrap_or_else(|| FileConfig {
+            version: CONFIG_VERSION,
+            node: NodeSection::default(),
+            server: ServerSection::default(),
+            zones: Vec::new(),
+            control: ControlSection::default(),
+            health: HealthConfig::default(),
+        });
+        let (node_section, server, file_zones) = (file.node, file.server, file.zones);
 
         let mut zones = Vec::new();
         for z in file_zones {
@@ -192,11 +213,12 @@ impl NodeConfig {
             max_udp_payload,
             tcp_idle_timeout_secs: server.tcp_idle_timeout_secs.unwrap_or(10),
             tcp_max_connections: server.tcp_max_connections.unwrap_or(1024),
-            control_socket: overrides
-                .control_socket
-                .clone()
-                .or(server.control_socket.map(|p| base.join(p))),
+            control: match overrides.control.or(file.control.listen) {
+                Some(addr) => addr,
+                None => DEFAULT_CONTROL.parse()?,
+            },
             zones,
+            health: file.health,
         })
     }
 

@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod status;
 mod zones;
 
 use std::io::IsTerminal;
@@ -26,8 +27,33 @@ enum Command {
     Serve(NodeArgs),
     /// Check the configuration and every zone without serving; exit code 1 on any error.
     Check(NodeArgs),
-    /// Ask the running server to re-read its configuration and zones.
+    /// Ask the running node to re-read its configuration and zones.
     Reload(ControlArgs),
+    /// Show the running node's state: identity, zones, health, routing intent.
+    Status {
+        #[command(flatten)]
+        control: ControlArgs,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drain the node: de-prefer, withdraw, wait until queries stop (it keeps serving).
+    Drain(ControlArgs),
+    /// Cancel a drain: announce again once healthy.
+    Undrain(ControlArgs),
+    /// Maintenance mode: keep serving, announce de-preferred.
+    Maintenance {
+        #[arg(value_enum)]
+        state: OnOff,
+        #[command(flatten)]
+        control: ControlArgs,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Args, Clone)]
@@ -50,19 +76,32 @@ struct NodeArgs {
     /// Node name of this node's identity (default: the host name).
     #[arg(long)]
     node: Option<String>,
-    /// Control socket for `anyns reload`.
-    #[arg(long, value_name = "PATH")]
-    control_socket: Option<PathBuf>,
+    /// Address of the control API (default 127.0.0.1:8053).
+    #[arg(long, value_name = "ADDR:PORT")]
+    control: Option<SocketAddr>,
+    /// Lab only: let the control API make the data plane drop every query.
+    #[arg(long, hide = true)]
+    enable_fault_injection: bool,
 }
 
 #[derive(Args, Clone)]
 struct ControlArgs {
-    /// Node configuration file naming the control socket.
+    /// Node configuration file naming the control API's address.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// The control socket of the running server.
-    #[arg(long, value_name = "PATH")]
-    control_socket: Option<PathBuf>,
+    /// Address of the running node's control API (default 127.0.0.1:8053).
+    #[arg(long, value_name = "ADDR:PORT")]
+    control: Option<SocketAddr>,
+}
+
+impl ControlArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            control: self.control,
+            ..Overrides::default()
+        }
+    }
 }
 
 impl NodeArgs {
@@ -74,7 +113,7 @@ impl NodeArgs {
             threads: self.threads,
             site: self.site.clone(),
             node: self.node.clone(),
-            control_socket: self.control_socket.clone(),
+            control: self.control,
         }
     }
 }
@@ -90,13 +129,19 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
-        Command::Serve(args) => cli::serve::run(&args.overrides()),
+        Command::Serve(args) => cli::serve::run(&args.overrides(), args.enable_fault_injection),
         Command::Check(args) => cli::check::run(&args.overrides()),
-        Command::Reload(args) => cli::reload::run(&Overrides {
-            config: args.config,
-            control_socket: args.control_socket,
-            ..Overrides::default()
-        }),
+        Command::Reload(args) => cli::control::run(&args.overrides(), "POST", "/reload"),
+        Command::Status { control, json } => cli::control::status(&control.overrides(), json),
+        Command::Drain(args) => cli::control::run(&args.overrides(), "POST", "/drain"),
+        Command::Undrain(args) => cli::control::run(&args.overrides(), "POST", "/undrain"),
+        Command::Maintenance { state, control } => {
+            let path = match state {
+                OnOff::On => "/maintenance/on",
+                OnOff::Off => "/maintenance/off",
+            };
+            cli::control::run(&control.overrides(), "POST", path)
+        }
     };
     match result {
         Ok(code) => code,

@@ -64,7 +64,7 @@ fn soa_serial(addr: SocketAddr) -> Option<u32> {
 struct Node {
     process: ServerProcess,
     addrs: Vec<SocketAddr>,
-    control: PathBuf,
+    control: SocketAddr,
     zone: PathBuf,
     dir: TempDir,
 }
@@ -78,7 +78,9 @@ fn start_node() -> Node {
     if ipv6_loopback_available() {
         addrs.push(format!("[::1]:{port}").parse().unwrap());
     }
-    let control = dir.path().join("control.sock");
+    let control: SocketAddr = format!("127.0.0.1:{}", free_port().unwrap())
+        .parse()
+        .unwrap();
     let mut command = Command::new(binary());
     command.arg("serve");
     for a in &addrs {
@@ -88,8 +90,8 @@ fn start_node() -> Node {
         .arg("--zone")
         .arg(format!("serve.test={}", zone.display()))
         .args(["--threads", "2", "--site", "ams", "--node", "n1"])
-        .arg("--control-socket")
-        .arg(&control);
+        .arg("--control")
+        .arg(control.to_string());
     let mut process =
         ServerProcess::spawn("anyns", command, &dir.path().join("anyns.log")).unwrap();
     process.wait_for_line("listening", START).unwrap();
@@ -110,11 +112,11 @@ fn wait_for_serial(addr: SocketAddr, serial: u32) {
     }
 }
 
-fn reload(control: &Path) -> (bool, String) {
+fn reload(control: SocketAddr) -> (bool, String) {
     let out = Command::new(binary())
         .arg("reload")
-        .arg("--control-socket")
-        .arg(control)
+        .arg("--control")
+        .arg(control.to_string())
         .output()
         .unwrap();
     (
@@ -159,14 +161,14 @@ fn reload_swaps_zones_and_keeps_serving_the_old_one_on_error() {
     wait_for_serial(addr, 1);
 
     std::fs::write(&node.zone, zone_text(2)).unwrap();
-    let (ok, text) = reload(&node.control);
+    let (ok, text) = reload(node.control);
     assert!(ok, "{text}");
     assert!(text.contains("loaded: serve.test. serial 2"), "{text}");
     wait_for_serial(addr, 2);
 
     // A broken zone is refused with file:line and serial 2 keeps serving.
     std::fs::write(&node.zone, format!("{}www CNAME ns\n", zone_text(3))).unwrap();
-    let (ok, text) = reload(&node.control);
+    let (ok, text) = reload(node.control);
     assert!(!ok, "{text}");
     let zone_path = node.zone.display().to_string();
     assert!(
@@ -241,7 +243,9 @@ fn serve_without_zones_serves_the_embedded_example() {
     command
         .arg("serve")
         .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"));
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--control")
+        .arg(format!("127.0.0.1:{}", free_port().unwrap()));
     let mut process =
         ServerProcess::spawn("anyns", command, &dir.path().join("anyns.log")).unwrap();
     let line = process.wait_for_line("listening", START).unwrap();
@@ -259,4 +263,109 @@ fn serve_without_zones_serves_the_embedded_example() {
             "example.test A 192.0.2.53"
         ]
     );
+}
+
+/// `anyns status|maintenance|drain` against a node, and SIGTERM draining before the exit.
+#[test]
+fn control_api_maintenance_drain_and_sigterm() {
+    let dir = TempDir::new("anyns-drain-test").unwrap();
+    let zone = dir.path().join("serve.test.zone");
+    std::fs::write(&zone, zone_text(1)).unwrap();
+    let port = free_port().unwrap();
+    let control = format!("127.0.0.1:{}", free_port().unwrap());
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[node]\nsite = \"ams\"\nnode = \"n1\"\n\
+             [server]\nlisten = [\"127.0.0.1:{port}\"]\nthreads = 1\n\
+             [control]\nlisten = \"{control}\"\n\
+             [[zone]]\nname = \"serve.test\"\nfile = \"serve.test.zone\"\n\
+             [health.drain]\ndeprefer_ms = 300\nquiet_ms = 300\nmax_wait_ms = 3000\n"
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(binary());
+    command.arg("serve").arg("--config").arg(&config);
+    let mut process =
+        ServerProcess::spawn("anyns", command, &dir.path().join("anyns.log")).unwrap();
+    process.wait_for_line("listening", START).unwrap();
+
+    let ctl = |args: &[&str]| {
+        let out = Command::new(binary())
+            .args(args)
+            .arg("--control")
+            .arg(&control)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let intent = || {
+        let json: serde_json::Value = serde_json::from_str(&ctl(&["status", "--json"])).unwrap();
+        json["intent"].as_str().unwrap_or_default().to_string()
+    };
+    let wait_for_intent = |want: &str| {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let now = intent();
+            if now.starts_with(want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "intent {now:?}, wanted {want:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Nothing is announced before the zone is loaded and the self-probe passed rise times.
+    wait_for_intent("announce");
+    assert!(ctl(&["status"]).contains("zone      serve.test."));
+
+    ctl(&["maintenance", "on"]);
+    wait_for_intent("announce de-preferred: maintenance");
+    ctl(&["maintenance", "off"]);
+    wait_for_intent("announce");
+
+    // The fault switch is refused unless the node was started for the lab.
+    let mut http = std::net::TcpStream::connect(&control).unwrap();
+    http.set_read_timeout(Some(TIMEOUT)).unwrap();
+    std::io::Write::write_all(
+        &mut http,
+        b"POST /fault/dns-drop HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut http, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    assert!(answer.contains("fault injection is off"), "{answer}");
+    assert_eq!(
+        soa_serial(format!("127.0.0.1:{port}").parse().unwrap()),
+        Some(1)
+    );
+
+    // SIGTERM drains (de-prefer, withdraw, quiet) and then exits; queries are answered
+    // throughout.
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let started = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &process.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut answered_while_draining = 0;
+    while process.exited().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no exit after drain"
+        );
+        if soa_serial(addr) == Some(1) {
+            answered_while_draining += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        answered_while_draining > 5,
+        "answered {answered_while_draining}"
+    );
+    // De-prefer 300 ms + quiet 300 ms at least.
+    assert!(started.elapsed() >= Duration::from_millis(600));
 }

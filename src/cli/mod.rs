@@ -1,5 +1,5 @@
 //! The subcommands.
 
 pub mod check;
-pub mod reload;
+pub mod control;
 pub mod serve;

@@ -1,31 +1,37 @@
-//! `anyns serve`: load zones, start the data plane, reload on SIGHUP or `anyns reload`.
+//! `anyns serve`: load zones, start the data plane, the health machine and the control API;
+//! reload on SIGHUP or `anyns reload`; drain on SIGTERM before exiting.
 
-use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use anyns_control::{Command, Fault, Request};
 use anyns_engine::{Engine, EngineConfig, Identity};
+use anyns_health::{DrainStage, HealthHandle, ZoneFreshness, runner};
 use anyns_server::{Server, ServerConfig, Service};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixListener;
+use anyns_wire::Name;
+use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 
 use crate::config::{NodeConfig, Overrides};
-use crate::zones::{Outcome, ZoneLoader};
+use crate::zones::{Outcome, Report, ZoneLoader};
 
-/// Everything a reload needs: how the node was configured, and the zones it serves.
+/// What the running node holds: its configuration, its zones, its data plane and its health.
 struct Node {
     overrides: Overrides,
     config: NodeConfig,
     loader: Mutex<ZoneLoader>,
     service: Arc<Service>,
+    server: Server,
+    health: HealthHandle,
+    fault_injection: bool,
 }
 
-pub fn run(overrides: &Overrides) -> anyhow::Result<ExitCode> {
+pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitCode> {
     let config = NodeConfig::load(overrides)?;
     let mut loader = ZoneLoader::default();
     let (zones, report) = loader.load(&config.zones);
@@ -60,157 +66,342 @@ pub fn run(overrides: &Overrides) -> anyhow::Result<ExitCode> {
         .context("tcp_max_connections must be at least 1")?;
     let server = Server::start(&server_config, service.clone(), runtime.handle())?;
 
-    let addresses: Vec<String> = server
-        .local_addrs()
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    let zone_names: Vec<String> = service
-        .zones()
-        .iter()
-        .map(|z| z.origin().to_string())
-        .collect();
-    println!(
-        "anyns {identity}: listening on {} (udp+tcp, {} workers); serving {}",
-        addresses.join(", "),
-        config.threads,
-        zone_names.join(", ")
-    );
-    tracing::info!(
-        site = %config.site, node = %config.node, listen = %addresses.join(","),
-        "node started"
-    );
-
-    let control_socket = config.control_socket.clone();
-    let node = Arc::new(Node {
-        overrides: overrides.clone(),
-        config,
-        loader: Mutex::new(loader),
-        service,
-    });
     let result = runtime.block_on(async {
-        if let Some(path) = &control_socket {
-            spawn_control(path, node.clone())?;
-        }
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading");
-                    let node = node.clone();
-                    let _ = tokio::task::spawn_blocking(move || reload(&node)).await;
-                }
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+        let (control, requests) = anyns_control::bind(config.control)
+            .await
+            .with_context(|| {
+                format!(
+                    "control API: cannot listen on {} (set [control] listen or --control)",
+                    config.control
+                )
+            })?;
+        let control_addr = control.local_addr()?;
+        let health = start_health(&config, &server, &report)?;
+
+        let addresses: Vec<String> =
+            server.local_addrs().iter().map(ToString::to_string).collect();
+        let zone_names: Vec<String> = service
+            .zones()
+            .iter()
+            .map(|z| z.origin().to_string())
+            .collect();
+        println!(
+            "anyns {identity}: listening on {} (udp+tcp, {} workers); control on http://{control_addr}; serving {}",
+            addresses.join(", "),
+            config.threads,
+            zone_names.join(", ")
+        );
+        tracing::info!(
+            site = %config.site, node = %config.node, listen = %addresses.join(","),
+            control = %control_addr, "node started"
+        );
+        tokio::spawn(async move {
+            if let Err(e) = control.serve().await {
+                tracing::error!("control API stopped: {e}");
+            }
+        });
+        let node = Arc::new(Node {
+            overrides: overrides.clone(),
+            config,
+            loader: Mutex::new(loader),
+            service,
+            server,
+            health,
+            fault_injection,
+        });
+        let outcome = main_loop(&node, requests).await;
+        // Release the node (and with it the data plane) outside the async context.
+        anyhow::Ok((outcome, node))
+    });
+    let (outcome, node) = result?;
+    tracing::info!("shutting down");
+    match Arc::try_unwrap(node) {
+        Ok(node) => {
+            if let Err(e) = node.server.shutdown() {
+                tracing::error!("{e}");
             }
         }
-        anyhow::Ok(())
-    });
-    tracing::info!("shutting down");
-    if let Err(e) = server.shutdown() {
-        tracing::error!("{e}");
-    }
-    if let Some(path) = &control_socket {
-        let _ = std::fs::remove_file(path);
+        // A control request still holds the node: dropping the server stops it anyway.
+        Err(_) => tracing::warn!("control request in flight at exit"),
     }
     runtime.shutdown_timeout(Duration::from_secs(1));
-    result.map(|()| ExitCode::SUCCESS)
+    outcome.map(|()| ExitCode::SUCCESS)
 }
 
-/// Re-reads the configuration and every zone; swaps in the new zone set atomically. Returns a
-/// report for the operator: "ok" first when every zone loaded.
-fn reload(node: &Node) -> String {
-    let mut text = String::new();
-    let config = match NodeConfig::load(&node.overrides) {
-        Ok(c) => c,
+/// The address the DNS self-probe asks: the first listen address, with a wildcard replaced by
+/// loopback of the same family (the probe must go through the real data plane).
+fn probe_target(listen: &[SocketAddr]) -> SocketAddr {
+    let first = listen
+        .first()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 53)));
+    match first.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, first.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, first.port()))
+        }
+        _ => first,
+    }
+}
+
+fn start_health(
+    config: &NodeConfig,
+    server: &Server,
+    report: &Report,
+) -> anyhow::Result<HealthHandle> {
+    let zone_names: Vec<Name> = config.zones.iter().map(|z| z.name.clone()).collect();
+    let target = probe_target(server.local_addrs());
+    let setup = config
+        .health
+        .build(target, &zone_names)
+        .context("[health] configuration")?;
+    let udp = server.udp_counters().to_vec();
+    let tcp = server.tcp_counters().clone();
+    // Queries received, for the drain to see when traffic has stopped.
+    let counter = Box::new(move || {
+        udp.iter()
+            .map(|c| c.snapshot().queries_received)
+            .sum::<u64>()
+            + tcp.snapshot().queries_received
+    });
+    let health = runner::spawn(
+        setup.policy,
+        setup.probes,
+        zone_names.iter().map(ToString::to_string).collect(),
+        Some(counter),
+    )
+    .context("[health] configuration")?;
+    let freshness = zone_freshness(report);
+    let handle = health.clone();
+    tokio::spawn(async move {
+        for (zone, fresh) in freshness {
+            if handle.set_zone(zone, fresh).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(health)
+}
+
+/// What a load report says about each zone's freshness: loaded, or (refused and) not.
+fn zone_freshness(report: &Report) -> Vec<(String, ZoneFreshness)> {
+    report
+        .zones
+        .iter()
+        .map(|(name, outcome)| {
+            let loaded = match outcome {
+                Outcome::Loaded { .. } => true,
+                Outcome::Failed { kept, .. } => kept.is_some(),
+            };
+            (
+                name.to_string(),
+                ZoneFreshness {
+                    loaded,
+                    ..ZoneFreshness::default()
+                },
+            )
+        })
+        .collect()
+}
+
+/// Serves control requests and signals until the node should exit.
+async fn main_loop(node: &Arc<Node>, mut requests: mpsc::Receiver<Request>) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut drain_stage = node.health.drain_stage();
+    let mut exit_when_drained = false;
+    loop {
+        tokio::select! {
+            Some(request) = requests.recv() => {
+                let node = node.clone();
+                tokio::spawn(async move {
+                    let reply = handle(&node, request.command).await;
+                    let _ = request.reply.send(reply);
+                });
+            }
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                let _ = reload(node).await;
+            }
+            _ = term.recv() => {
+                if exit_when_drained || *drain_stage.borrow() == DrainStage::Drained {
+                    tracing::info!("SIGTERM: exiting");
+                    return Ok(());
+                }
+                tracing::info!("SIGTERM: draining before exit (send SIGTERM again to exit now)");
+                exit_when_drained = true;
+                node.health.drain().await?;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: exiting");
+                return Ok(());
+            }
+            changed = drain_stage.changed() => {
+                if changed.is_err() {
+                    bail!("the health machine stopped");
+                }
+                let stage = *drain_stage.borrow_and_update();
+                tracing::info!(?stage, "drain");
+                if exit_when_drained && stage == DrainStage::Drained {
+                    tracing::info!("drained: exiting");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+async fn handle(node: &Node, command: Command) -> anyns_control::Reply {
+    let message = |text: &str| json!({ "message": text });
+    let stopped = |_| message("the health machine stopped");
+    match command {
+        Command::Status => Ok(status(node).await),
+        Command::Reload => reload(node).await,
+        Command::Drain => {
+            node.health.drain().await.map_err(stopped)?;
+            Ok(message(
+                "draining: de-preferring the route, then withdrawing it, then waiting until \
+                 queries stop; `anyns status` shows the stage",
+            ))
+        }
+        Command::Undrain => {
+            node.health.undrain().await.map_err(stopped)?;
+            Ok(message("drain cancelled: announcing again once healthy"))
+        }
+        Command::Maintenance(on) => {
+            node.health.set_maintenance(on).await.map_err(stopped)?;
+            Ok(message(if on {
+                "maintenance on: the route is announced de-preferred"
+            } else {
+                "maintenance off"
+            }))
+        }
+        Command::Fault(fault) => {
+            if !node.fault_injection {
+                return Err(message(
+                    "fault injection is off (start with serve --enable-fault-injection)",
+                ));
+            }
+            let drop_all = fault == Fault::DnsDrop;
+            node.service.set_dropping(drop_all);
+            tracing::warn!(
+                drop_all,
+                "fault injection: the data plane drops every query"
+            );
+            Ok(message(if drop_all {
+                "fault on: every query is dropped"
+            } else {
+                "fault cleared"
+            }))
+        }
+    }
+}
+
+/// Re-reads the configuration and every zone off the async threads, swaps the new zone set in
+/// atomically and tells the health machine. "ok" when every zone loaded.
+async fn reload(node: &Node) -> anyns_control::Reply {
+    let loaded = tokio::task::block_in_place(|| -> Result<_, String> {
+        let config = NodeConfig::load(&node.overrides)
+            .map_err(|e| format!("configuration invalid, nothing changed: {e:#}"))?;
+        let mut loader = node
+            .loader
+            .lock()
+            .map_err(|_| "an earlier reload crashed".to_string())?;
+        let (zones, report) = loader.load(&config.zones);
+        report.log();
+        node.service.set_zones(zones);
+        Ok((config, report))
+    });
+    let (config, report) = match loaded {
+        Ok(x) => x,
         Err(e) => {
-            tracing::error!("reload refused, configuration invalid: {e:#}");
-            return format!("failed: configuration invalid, nothing changed: {e:#}\n");
+            tracing::error!("reload refused: {e}");
+            return Err(json!({ "message": format!("failed: {e}\n") }));
         }
     };
+    let mut text = String::new();
     if config.listen != node.config.listen || config.threads != node.config.threads {
-        let _ = writeln!(
-            text,
-            "note: listen addresses and threads change only on restart"
-        );
+        text.push_str("note: listen addresses and threads change only on restart\n");
     }
-    let Ok(mut loader) = node.loader.lock() else {
-        return "failed: an earlier reload crashed\n".to_string();
-    };
-    let (zones, report) = loader.load(&config.zones);
-    report.log();
-    node.service.set_zones(zones);
+    for old in &node.config.zones {
+        if !config.zones.iter().any(|z| z.name == old.name) {
+            let _ = node.health.remove_zone(old.name.to_string()).await;
+        }
+    }
+    for (zone, fresh) in zone_freshness(&report) {
+        let _ = node.health.add_zone(zone, fresh).await;
+    }
     for (name, outcome) in &report.zones {
         match outcome {
             Outcome::Loaded {
                 serial, records, ..
-            } => {
-                let _ = writeln!(text, "loaded: {name} serial {serial}, {records} records");
-            }
+            } => text.push_str(&format!(
+                "loaded: {name} serial {serial}, {records} records\n"
+            )),
             Outcome::Failed { errors, kept } => {
                 for e in &errors.0 {
-                    let _ = writeln!(text, "error: {e}");
+                    text.push_str(&format!("error: {e}\n"));
                 }
                 match kept {
                     Some(serial) => {
-                        let _ = writeln!(text, "refused: {name}, serial {serial} keeps serving");
+                        text.push_str(&format!("refused: {name}, serial {serial} keeps serving\n"))
                     }
-                    None => {
-                        let _ = writeln!(text, "refused: {name}, not served");
-                    }
+                    None => text.push_str(&format!("refused: {name}, not served\n")),
                 }
             }
         }
     }
     let failed = report.failed();
     if failed == 0 {
-        format!("ok: {} zones\n{text}", report.zones.len())
+        Ok(json!({ "message": format!("ok: {} zones\n{text}", report.zones.len()) }))
     } else {
-        format!(
-            "failed: {failed} of {} zones refused\n{text}",
-            report.zones.len()
-        )
+        Err(json!({
+            "message": format!("failed: {failed} of {} zones refused\n{text}", report.zones.len())
+        }))
     }
 }
 
-/// The control socket: one command per connection, the answer, then close.
-fn spawn_control(path: &Path, node: Arc<Node>) -> anyhow::Result<()> {
-    // A socket left by a crashed run would block the bind; nothing else may own this path.
-    if path.exists() {
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale control socket {}", path.display()))?;
-    }
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("cannot create control socket {}", path.display()))?;
-    let path: PathBuf = path.to_path_buf();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let node = node.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = stream.into_split();
-                let mut line = String::new();
-                let mut reader = BufReader::new(read);
-                if tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                let answer = match line.trim() {
-                    "reload" => tokio::task::spawn_blocking(move || reload(&node))
-                        .await
-                        .unwrap_or_else(|e| format!("failed: {e}\n")),
-                    other => format!("failed: unknown command {other:?}\n"),
-                };
-                let _ = write.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    tracing::info!(path = %path.display(), "control socket ready");
-    Ok(())
+/// The JSON status: identity, data plane, zones, health and routing intent.
+async fn status(node: &Node) -> Value {
+    let zones: Vec<Value> = node
+        .service
+        .zones()
+        .iter()
+        .map(|z| {
+            json!({
+                "name": z.origin().to_string(),
+                "serial": z.serial(),
+                "records": z.record_count(),
+            })
+        })
+        .collect();
+    let udp = node.server.udp_totals();
+    let tcp = node.server.tcp_counters().snapshot();
+    let health = match node.health.status().await {
+        Ok(h) => serde_json::to_value(&h).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    let intent = node.health.intent().borrow().to_string();
+    json!({
+        "node": {
+            "site": node.config.site,
+            "node": node.config.node,
+            "identity": node.config.identity(),
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "listen": node.server.local_addrs().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "zones": zones,
+        "queries": {
+            "udp_received": udp.queries_received,
+            "udp_answered": udp.responses_sent,
+            "tcp_received": tcp.queries_received,
+            "tcp_connections_open": tcp.connections_open,
+        },
+        "intent": intent,
+        "health": health,
+        "fault_injection": node.fault_injection,
+    })
 }

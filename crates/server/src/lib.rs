@@ -12,6 +12,7 @@ mod tcp;
 mod udp;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyns_engine::Engine;
 use anyns_zone::ZoneSet;
@@ -40,6 +41,8 @@ pub struct Service {
     /// Replaced whole on reload with `service.zones.store(Arc::new(new_set))`; a query sees
     /// either the old or the new set, never a mix.
     pub zones: ArcSwap<ZoneSet>,
+    /// Lab fault injection: drop every request, as a wedged data plane would.
+    dropping: AtomicBool,
 }
 
 impl Service {
@@ -47,7 +50,14 @@ impl Service {
         Service {
             engine,
             zones: ArcSwap::from_pointee(zones),
+            dropping: AtomicBool::new(false),
         }
+    }
+
+    /// Makes the data plane drop every request (`true`) or answer again (`false`). For the
+    /// lab's failover measurement: the process lives, the service does not answer.
+    pub fn set_dropping(&self, drop_all: bool) {
+        self.dropping.store(drop_all, Ordering::Relaxed);
     }
 
     /// The zone set queries see now (a cheap guard; do not hold it for long).
@@ -63,6 +73,9 @@ impl Service {
 
 impl Handler for Service {
     fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
+        if self.dropping.load(Ordering::Relaxed) {
+            return None;
+        }
         // A guard, not a clone of the Arc: no lock and no reference-count traffic per query.
         let zones = self.zones.load();
         self.engine.respond(&zones, request, transport, out)
@@ -89,5 +102,31 @@ mod tests {
         service.set_zones(ZoneSet::default());
         assert_eq!(service.zones().iter().count(), 0);
         let _ = service.respond(&[0; 3], Transport::Tcp, &mut out);
+    }
+
+    #[test]
+    fn a_dropping_service_answers_nothing() {
+        let service = Service::new(Engine::new(EngineConfig::default()), ZoneSet::default());
+        let mut out = vec![0; MAX_MESSAGE_SIZE];
+        // A header-only malformed request is always answered (FORMERR)...
+        let request = [0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(
+            service
+                .respond(&request, Transport::Udp, &mut out)
+                .is_some()
+        );
+        // ...except while the fault is on.
+        service.set_dropping(true);
+        assert!(
+            service
+                .respond(&request, Transport::Udp, &mut out)
+                .is_none()
+        );
+        service.set_dropping(false);
+        assert!(
+            service
+                .respond(&request, Transport::Udp, &mut out)
+                .is_some()
+        );
     }
 }

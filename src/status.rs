@@ -1,0 +1,123 @@
+//! `anyns status` for a person: the control API's JSON status as a few aligned lines.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+pub fn render(status: &Value) -> String {
+    let mut out = String::new();
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let node = &status["node"];
+    let _ = writeln!(
+        out,
+        "node      {} (site {}, node {}), anyns {}",
+        text(&node["identity"]),
+        text(&node["site"]),
+        text(&node["node"]),
+        text(&node["version"])
+    );
+    let listen: Vec<String> = status["listen"]
+        .as_array()
+        .map(|a| a.iter().map(text).collect())
+        .unwrap_or_default();
+    let _ = writeln!(out, "listen    {}", listen.join(", "));
+    let _ = writeln!(out, "intent    {}", text(&status["intent"]));
+    let health = &status["health"];
+    if !health.is_null() {
+        let route = &health["route"];
+        let _ = writeln!(
+            out,
+            "route     {} for {} ms{}",
+            if route["announced"].as_bool() == Some(true) {
+                "announced"
+            } else {
+                "withdrawn"
+            },
+            text(&route["since_ms"]),
+            match route["hold_down_remaining_ms"].as_u64() {
+                Some(ms) if ms > 0 => format!(", hold-down {ms} ms left"),
+                _ => String::new(),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "drain     {}   maintenance {}",
+            text(&health["drain"]["stage"]),
+            text(&health["maintenance"])
+        );
+        let budget = &health["flap_budget"];
+        let _ = writeln!(
+            out,
+            "flaps     {} of {} per hour{}",
+            text(&budget["used"]),
+            text(&budget["limit_per_hour"]),
+            if budget["exhausted"].as_bool() == Some(true) {
+                " (exhausted: staying withdrawn)"
+            } else {
+                ""
+            }
+        );
+        for probe in health["probes"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "probe     {:<24} {:<8} last {}",
+                text(&probe["name"]),
+                text(&probe["health"]),
+                match &probe["last_result"] {
+                    Value::Object(o) => o.values().map(text).collect::<Vec<_>>().join(": "),
+                    other => text(other),
+                }
+            );
+        }
+    }
+    for zone in status["zones"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "zone      {:<32} serial {:<12} {} records",
+            text(&zone["name"]),
+            text(&zone["serial"]),
+            text(&zone["records"])
+        );
+    }
+    let q = &status["queries"];
+    let _ = writeln!(
+        out,
+        "queries   udp {} received, {} answered; tcp {} received, {} connections open",
+        text(&q["udp_received"]),
+        text(&q["udp_answered"]),
+        text(&q["tcp_received"]),
+        text(&q["tcp_connections_open"])
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_important_lines() {
+        let status = serde_json::json!({
+            "node": {"identity": "n1.ams", "site": "ams", "node": "n1", "version": "0.1.0"},
+            "listen": ["127.0.0.1:53"],
+            "intent": "withdraw: zone not loaded",
+            "zones": [{"name": "example.test.", "serial": 7, "records": 12}],
+            "queries": {"udp_received": 5, "udp_answered": 5, "tcp_received": 0, "tcp_connections_open": 0},
+            "health": null,
+        });
+        let text = render(&status);
+        assert!(
+            text.contains("node      n1.ams (site ams, node n1)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("intent    withdraw: zone not loaded"),
+            "{text}"
+        );
+        assert!(text.contains("example.test."), "{text}");
+    }
+}
