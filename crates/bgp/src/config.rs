@@ -35,6 +35,12 @@ pub struct SpeakerConfig {
 
 /// Graceful restart (RFC 4724): the Restart Time we ask peers to keep our routes after our
 /// session drops without a NOTIFICATION (a crash or a restart).
+///
+/// `preserve_routes` is off by default: then the capability lists no <AFI, SAFI> (RFC 4724
+/// section 3), so peers help us restart but keep none of our routes when the session drops
+/// (section 4.2). For an anycast node that is what operators want: a node that crashed must
+/// lose its traffic at once, and a planned restart drains first. Turn it on only where a
+/// restart is known to be faster than the traffic it would blackhole meanwhile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GracefulRestartConfig {
@@ -43,6 +49,9 @@ pub struct GracefulRestartConfig {
     /// Seconds, at most 4095 (a 12-bit field, RFC 4724 section 3).
     #[serde(default = "default_restart_time")]
     pub restart_time: RestartTime,
+    /// Ask peers to keep our routes, marked stale, for `restart_time` after a drop.
+    #[serde(default)]
+    pub preserve_routes: bool,
 }
 
 impl Default for GracefulRestartConfig {
@@ -50,6 +59,7 @@ impl Default for GracefulRestartConfig {
         GracefulRestartConfig {
             enabled: true,
             restart_time: RestartTime(120),
+            preserve_routes: false,
         }
     }
 }

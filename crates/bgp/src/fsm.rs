@@ -173,6 +173,7 @@ impl SessionConfig {
                 GracefulRestartParameters {
                     restart_time: speaker.graceful_restart.restart_time.seconds(),
                     restarting: false,
+                    preserve_routes: speaker.graceful_restart.preserve_routes,
                 },
             ),
             next_hop_ipv4: peer.next_hop_ipv4,
@@ -590,6 +591,7 @@ impl Session {
                 self.enter_idle(now, None);
             }
             (Connect, E::ConnectRetryTimerExpires) => {
+                self.count_failure();
                 if let Some(old) = self.connecting.take() {
                     self.actions.push_back(Action::Close(old));
                 }
@@ -634,8 +636,9 @@ impl Session {
                 self.timers.hold = None;
                 self.last_error = Some(format!("TCP connection failed in OpenSent: {reason}"));
                 if !self.config.passive {
-                    self.timers.connect_retry = Some(now + self.next_backoff());
+                    self.timers.connect_retry = Some(now + self.retry_interval());
                 }
+                self.count_failure();
                 self.set_state(Active);
             }
 
@@ -772,19 +775,21 @@ impl Session {
         self.next_seq += 1;
         self.connecting = Some(id);
         self.actions.push_back(Action::Connect(id));
-        self.timers.connect_retry = Some(now + self.next_backoff());
+        self.timers.connect_retry = Some(now + self.retry_interval());
     }
 
-    /// The interval for the next retry, doubling with each consecutive failure up to the cap.
-    fn next_backoff(&mut self) -> Duration {
+    /// The retry interval: connect_retry × 2^(consecutive failures), capped.
+    fn retry_interval(&self) -> Duration {
         let factor = 1u32.checked_shl(self.backoff.min(16)).unwrap_or(u32::MAX);
-        let interval = self
-            .config
+        self.config
             .connect_retry
             .saturating_mul(factor)
-            .min(self.config.connect_retry_max);
+            .min(self.config.connect_retry_max)
+    }
+
+    /// One more consecutive failure: the next interval doubles (until the cap).
+    fn count_failure(&mut self) {
         self.backoff = self.backoff.saturating_add(1);
-        interval
     }
 
     /// Sends a NOTIFICATION on the session's connection and goes to Idle.
@@ -835,7 +840,8 @@ impl Session {
         self.received.clear();
         self.set_state(State::Idle);
         if self.enabled {
-            self.timers.idle_hold = Some(now + self.next_backoff());
+            self.timers.idle_hold = Some(now + self.retry_interval());
+            self.count_failure();
         }
     }
 

@@ -37,7 +37,9 @@ impl SessionRouting {
         let mut skipped = Vec::new();
         for (prefix, attributes) in desired {
             let family = Family::of(prefix);
-            if !self.families.contains(&family) {
+            if !packet::is_unicast(prefix) {
+                skipped.push((*prefix, "not a unicast prefix".to_string()));
+            } else if !self.families.contains(&family) {
                 skipped.push((*prefix, format!("{family:?} not negotiated with the peer")));
             } else if self.next_hop(family).is_none() {
                 skipped.push((

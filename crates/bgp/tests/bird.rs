@@ -65,8 +65,12 @@ struct LabSetup {
     bird_password: Option<&'static str>,
     our_password: Option<&'static str>,
     graceful_restart: bool,
+    /// Our graceful restart capability lists our families: BIRD keeps our routes stale.
+    preserve_routes: bool,
     /// Configure the IPv6 next hop on an IPv4 session (else our IPv6 routes stay back).
     next_hop_ipv6: bool,
+    /// BIRD in our AS: an iBGP session.
+    internal: bool,
 }
 
 impl LabSetup {
@@ -85,15 +89,18 @@ impl LabSetup {
             bird_password: None,
             our_password: None,
             graceful_restart: true,
+            preserve_routes: false,
             next_hop_ipv6: true,
+            internal: false,
         }
     }
 
     async fn start(self) -> Lab {
+        let bird_asn = if self.internal { OUR_ASN } else { BIRD_ASN };
         let bird_peer = BirdPeer {
             local: self.bird_addr.into(),
             local_port: self.bird_port,
-            local_as: BIRD_ASN,
+            local_as: bird_asn,
             neighbor: self.our_addr.into(),
             neighbor_port: self.our_port,
             neighbor_as: OUR_ASN,
@@ -102,7 +109,7 @@ impl LabSetup {
             hold_time: 9,
         };
         let bird = Bird::start(self.name, &bird_peer.config("192.0.2.254"));
-        let mut peer = PeerConfig::new(self.bird_addr.parse().unwrap(), BIRD_ASN);
+        let mut peer = PeerConfig::new(self.bird_addr.parse().unwrap(), bird_asn);
         peer.port = self.bird_port;
         peer.local_address = Some(self.our_addr.parse::<IpAddr>().unwrap());
         peer.hold_time = HoldTime::try_from(9).unwrap();
@@ -120,7 +127,10 @@ impl LabSetup {
             local_asn: OUR_ASN,
             router_id: "192.0.2.53".parse().unwrap(),
             listen_port: self.our_port,
-            graceful_restart: anyns_bgp::GracefulRestartConfig::default(),
+            graceful_restart: anyns_bgp::GracefulRestartConfig {
+                preserve_routes: self.preserve_routes,
+                ..anyns_bgp::GracefulRestartConfig::default()
+            },
             peers: vec![peer],
         };
         let speaker = Speaker::start(config).await.unwrap();
@@ -303,9 +313,9 @@ async fn rfc4724_peer_keeps_our_routes_stale_after_a_crash() {
     if !lab_available("rfc4724_peer_keeps_our_routes_stale_after_a_crash") {
         return;
     }
-    let lab = LabSetup::new("gr", "127.0.0.7", "127.0.0.8", 17_941)
-        .start()
-        .await;
+    let mut setup = LabSetup::new("gr", "127.0.0.7", "127.0.0.8", 17_941);
+    setup.preserve_routes = true;
+    let lab = setup.start().await;
     lab.speaker.set_routes(routes(normal()));
     lab.wait_established().await;
     lab.route(vip4(), |o| o.contains("BGP.med: 10")).await;
@@ -330,6 +340,35 @@ async fn rfc4724_peer_keeps_our_routes_stale_after_a_crash() {
         bird.cli(&format!("show route {}", vip6()))
             .contains("2001:db8:53::53/128")
     );
+}
+
+/// The default: graceful restart negotiated, but no <AFI, SAFI> in our capability, so BIRD
+/// keeps nothing when the node crashes (RFC 4724 section 4.2) and traffic moves at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc4724_by_default_a_crash_withdraws_at_once_despite_graceful_restart() {
+    if !lab_available("rfc4724_by_default_a_crash_withdraws_at_once_despite_graceful_restart") {
+        return;
+    }
+    let lab = LabSetup::new("grdefault", "127.0.0.13", "127.0.0.14", 17_971)
+        .start()
+        .await;
+    lab.speaker.set_routes(routes(normal()));
+    lab.wait_established().await;
+    lab.route(vip4(), |o| o.contains("BGP.med: 10")).await;
+    assert!(
+        lab.speaker.status()[0]
+            .negotiated
+            .clone()
+            .unwrap()
+            .graceful_restart
+    );
+    let Lab { bird, speaker } = lab;
+    speaker.shutdown(ShutdownMode::GracefulRestart).await;
+    bird.wait_for(&format!("show route {}", vip4()), WAIT, |o| {
+        !o.contains("192.0.2.53/32")
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,4 +396,27 @@ async fn rfc4724_without_graceful_restart_a_crash_withdraws_at_once() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc4271_5_1_ibgp_session_sends_empty_as_path_and_local_pref() {
+    if !lab_available("rfc4271_5_1_ibgp_session_sends_empty_as_path_and_local_pref") {
+        return;
+    }
+    let mut setup = LabSetup::new("ibgp", "127.0.0.11", "127.0.0.12", 17_961);
+    setup.internal = true;
+    let lab = setup.start().await;
+    let mut attributes = depreferred();
+    attributes.local_pref = Some(50);
+    lab.speaker.set_routes(routes(attributes));
+    lab.wait_established().await;
+    let out = lab.route(vip4(), |o| o.contains("BGP.med: 500")).await;
+    println!("{out}");
+    // RFC 4271 5.1.2: an empty AS_PATH, prepends ignored; 5.1.5: LOCAL_PREF sent.
+    assert!(
+        out.contains("BGP.as_path: \n") || out.contains("BGP.as_path:\n"),
+        "{out}"
+    );
+    assert!(out.contains("BGP.local_pref: 50"), "{out}");
+    assert!(out.contains("[i]"), "{out}");
 }

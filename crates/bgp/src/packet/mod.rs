@@ -39,7 +39,7 @@ pub use error::{
     open_subcode, update_subcode,
 };
 pub use update::{
-    EncodeContext, UpdateSummary, encode_announce, encode_end_of_rib, encode_withdraw,
+    EncodeContext, UpdateSummary, encode_announce, encode_end_of_rib, encode_withdraw, is_unicast,
 };
 
 /// Length of the fixed header: marker, length, type (RFC 4271 section 4.1).
@@ -137,6 +137,8 @@ pub struct GracefulRestartParameters {
     pub restart_time: u16,
     /// The Restart State bit: set in the OPEN after we restarted.
     pub restarting: bool,
+    /// List our families with the Forwarding State bit, so peers keep our routes as stale.
+    pub preserve_routes: bool,
 }
 
 /// The OPEN we send.
@@ -236,14 +238,18 @@ pub fn encode_open(open: &LocalOpen) -> Result<Vec<u8>, EncodeError> {
         .collect();
     capabilities.push(BgpCapability::RouteRefresh);
     if let Some(gr) = open.graceful_restart {
-        // Forwarding State set: what we "forward" is DNS on the VIP, which a restarted process
-        // serves again by itself; the peer still drops the stale routes when our End-of-RIB
-        // arrives without them (RFC 4724 section 4.2).
-        let families: Vec<GracefulRestartAddressFamily> = open
-            .families
-            .iter()
-            .map(|f| GracefulRestartAddressFamily::new(true, f.address_type()))
-            .collect();
+        // With no <AFI, SAFI> listed, peers retain none of our routes when the session drops
+        // (RFC 4724 section 4.2); listed with the Forwarding State bit, they keep them stale
+        // until restart_time or our End-of-RIB (what we "forward" is DNS on the VIP, which a
+        // restarted process serves again by itself).
+        let families: Vec<GracefulRestartAddressFamily> = if gr.preserve_routes {
+            open.families
+                .iter()
+                .map(|f| GracefulRestartAddressFamily::new(true, f.address_type()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         capabilities.push(BgpCapability::GracefulRestartCapability(
             GracefulRestartCapability::new(
                 gr.restarting,

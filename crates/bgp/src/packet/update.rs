@@ -207,6 +207,15 @@ fn route_attributes(
     Ok(out)
 }
 
+/// Whether a prefix can be sent as unicast NLRI (not multicast or broadcast, as netgauze
+/// checks it).
+pub fn is_unicast(prefix: &IpNet) -> bool {
+    match prefix {
+        IpNet::V4(p) => Ipv4Unicast::from_net(p.trunc()).is_ok(),
+        IpNet::V6(p) => Ipv6Unicast::from_net(p.trunc()).is_ok(),
+    }
+}
+
 fn ipv4_nlri(prefixes: &[Ipv4Net]) -> Result<Vec<Ipv4UnicastAddress>, EncodeError> {
     prefixes
         .iter()
