@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use anyns_health::HealthConfig;
+
+use crate::routing::BgpSection;
 use anyns_wire::Name;
 use serde::Deserialize;
 
@@ -37,6 +39,7 @@ struct FileConfig {
     control: ControlSection,
     #[serde(default)]
     health: HealthConfig,
+    bgp: Option<BgpSection>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +115,8 @@ pub struct NodeConfig {
     pub control: SocketAddr,
     pub zones: Vec<ZoneConfig>,
     pub health: HealthConfig,
+    /// The BGP speaker; without it the node computes its routing intent but announces nothing.
+    pub bgp: Option<BgpSection>,
 }
 
 impl NodeConfig {
@@ -135,7 +140,11 @@ impl NodeConfig {
             zones: Vec::new(),
             control: ControlSection::default(),
             health: HealthConfig::default(),
+            bgp: None,
         });
+        if let Some(bgp) = &file.bgp {
+            bgp.validate()?;
+        }
         let (node_section, server, file_zones) = (file.node, file.server, file.zones);
 
         let mut zones = Vec::new();
@@ -219,6 +228,7 @@ impl NodeConfig {
             },
             zones,
             health: file.health,
+            bgp: file.bgp,
         })
     }
 

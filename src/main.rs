@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod routing;
 mod status;
 mod zones;
 

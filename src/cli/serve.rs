@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use anyns_bgp::{ShutdownMode, Speaker};
 use anyns_control::{Command, Fault, Request};
 use anyns_engine::{Engine, EngineConfig, Identity};
 use anyns_health::{DrainStage, HealthHandle, ZoneFreshness, runner};
@@ -18,6 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::config::{NodeConfig, Overrides};
+use crate::routing::BgpSection;
 use crate::zones::{Outcome, Report, ZoneLoader};
 
 /// What the running node holds: its configuration, its zones, its data plane and its health.
@@ -28,6 +30,8 @@ struct Node {
     service: Arc<Service>,
     server: Server,
     health: HealthHandle,
+    /// The BGP speaker, when `[bgp]` is configured; taken at exit to say goodbye to peers.
+    speaker: tokio::sync::Mutex<Option<Speaker>>,
     fault_injection: bool,
 }
 
@@ -77,6 +81,10 @@ pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitC
             })?;
         let control_addr = control.local_addr()?;
         let health = start_health(&config, &server, &report)?;
+        let speaker = match &config.bgp {
+            Some(bgp) => Some(start_bgp(bgp, &health).await?),
+            None => None,
+        };
 
         let addresses: Vec<String> =
             server.local_addrs().iter().map(ToString::to_string).collect();
@@ -107,9 +115,19 @@ pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitC
             service,
             server,
             health,
+            speaker: tokio::sync::Mutex::new(speaker),
             fault_injection,
         });
         let outcome = main_loop(&node, requests).await;
+        if let Some(speaker) = node.speaker.lock().await.take() {
+            // A Cease NOTIFICATION makes routers withdraw our routes at once (RFC 4271 6.7);
+            // after a drain they are withdrawn already.
+            speaker
+                .shutdown(ShutdownMode::Cease {
+                    communication: Some("anyns shutting down".to_string()),
+                })
+                .await;
+        }
         // Release the node (and with it the data plane) outside the async context.
         anyhow::Ok((outcome, node))
     });
@@ -183,6 +201,25 @@ fn start_health(
         }
     });
     Ok(health)
+}
+
+/// Starts the speaker and keeps its routes in step with the health intent.
+async fn start_bgp(bgp: &BgpSection, health: &HealthHandle) -> anyhow::Result<Speaker> {
+    let speaker = Speaker::start(bgp.speaker_config()?)
+        .await
+        .context("[bgp] cannot start the speaker")?;
+    let mut intent = health.intent();
+    speaker.set_routes(bgp.routes_for(&intent.borrow_and_update()));
+    let routes = speaker.routes_sender();
+    let bgp = bgp.clone();
+    tokio::spawn(async move {
+        while intent.changed().await.is_ok() {
+            let now = intent.borrow_and_update().clone();
+            tracing::info!(intent = %now, "routing intent");
+            routes.send_replace(bgp.routes_for(&now));
+        }
+    });
+    Ok(speaker)
 }
 
 /// What a load report says about each zone's freshness: loaded, or (refused and) not.
@@ -384,7 +421,16 @@ async fn status(node: &Node) -> Value {
         Ok(h) => serde_json::to_value(&h).unwrap_or(Value::Null),
         Err(_) => Value::Null,
     };
-    let intent = node.health.intent().borrow().to_string();
+    let intent_now = node.health.intent().borrow().clone();
+    let intent = intent_now.to_string();
+    let bgp = match (&node.config.bgp, node.speaker.lock().await.as_ref()) {
+        (Some(section), Some(speaker)) => json!({
+            "local_asn": section.local_asn,
+            "routes": routes_json(&section.routes_for(&intent_now)),
+            "peers": serde_json::to_value(speaker.status()).unwrap_or(Value::Null),
+        }),
+        _ => Value::Null,
+    };
     json!({
         "node": {
             "site": node.config.site,
@@ -402,6 +448,19 @@ async fn status(node: &Node) -> Value {
         },
         "intent": intent,
         "health": health,
+        "bgp": bgp,
         "fault_injection": node.fault_injection,
     })
+}
+
+fn routes_json(routes: &anyns_bgp::Routes) -> Value {
+    routes
+        .iter()
+        .map(|(prefix, attributes)| {
+            json!({
+                "prefix": prefix.to_string(),
+                "attributes": serde_json::to_value(attributes).unwrap_or(Value::Null),
+            })
+        })
+        .collect()
 }

@@ -159,6 +159,12 @@ impl Speaker {
         self.routes.send_replace(routes);
     }
 
+    /// A handle that sets the routes like [`set_routes`](Self::set_routes), for a task that
+    /// follows the health intent while the speaker itself stays with its owner.
+    pub fn routes_sender(&self) -> watch::Sender<Routes> {
+        self.routes.clone()
+    }
+
     /// Per-peer state, one entry per configured peer, in config order.
     pub fn status(&self) -> Vec<PeerStatus> {
         let now = Instant::now();
