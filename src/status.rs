@@ -74,6 +74,36 @@ pub fn render(status: &Value) -> String {
             );
         }
     }
+    let bgp = &status["bgp"];
+    if bgp.is_null() {
+        let _ = writeln!(out, "bgp       not configured: nothing is announced");
+    } else {
+        for route in bgp["routes"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "route     {:<24} {}",
+                text(&route["prefix"]),
+                compact(&route["attributes"])
+            );
+        }
+        if bgp["routes"].as_array().is_some_and(|r| r.is_empty()) {
+            let _ = writeln!(out, "route     (none: withdrawn)");
+        }
+        for peer in bgp["peers"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "peer      {:<24} AS{:<10} {:<12} {} prefixes announced{}",
+                text(&peer["address"]),
+                text(&peer["remote_asn"]),
+                text(&peer["state"]),
+                peer["announced"].as_array().map_or(0, Vec::len),
+                match &peer["last_error"] {
+                    Value::String(e) => format!(", last error: {e}"),
+                    _ => String::new(),
+                }
+            );
+        }
+    }
     for zone in status["zones"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
@@ -93,6 +123,23 @@ pub fn render(status: &Value) -> String {
         text(&q["tcp_connections_open"])
     );
     out
+}
+
+/// Route attributes in one line, leaving out what is empty.
+fn compact(attributes: &Value) -> String {
+    let Value::Object(map) = attributes else {
+        return String::new();
+    };
+    map.iter()
+        .filter(|(_, v)| match v {
+            Value::Null => false,
+            Value::Array(a) => !a.is_empty(),
+            Value::Number(n) => n.as_u64() != Some(0),
+            _ => true,
+        })
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -119,5 +166,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("example.test."), "{text}");
+        assert!(text.contains("bgp       not configured"), "{text}");
+        let mut with_bgp = status.clone();
+        with_bgp["bgp"] = serde_json::json!({
+            "routes": [{"prefix": "192.0.2.53/32", "attributes": {"med": 10, "communities": [], "as_path_prepend": 0}}],
+            "peers": [{"address": "198.51.100.1", "remote_asn": 65001, "state": "Established", "announced": [1, 2], "last_error": null}],
+        });
+        let text = render(&with_bgp);
+        assert!(
+            text.contains("route     192.0.2.53/32            med=10"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "peer      198.51.100.1             AS65001      Established  2 prefixes"
+            ),
+            "{text}"
+        );
     }
 }
