@@ -99,6 +99,21 @@ def _fmt_s(v) -> str:
     return f"{v:.2f}"
 
 
+def _agg(values: list, fmt) -> str:
+    """One value, or the median with the range and the number of runs."""
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return fmt(values[0])
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return fmt(None)
+    median = known[len(known) // 2] if len(known) % 2 else (known[len(known) // 2 - 1] + known[len(known) // 2]) / 2
+    missing = len(values) - len(known)
+    extra = f", {missing}× —" if missing else ""
+    return f"{fmt(median)} ({fmt(known[0])}–{fmt(known[-1])}, n={len(values)}{extra})"
+
+
 SCENARIO_ORDER = ["dns-stop", "kill", "freeze", "drain", "return"]
 
 SCENARIO_TEXT = {
@@ -111,7 +126,7 @@ SCENARIO_TEXT = {
 
 
 def render(results: dict, settings_md: str) -> str:
-    rows = sorted(results.values(), key=lambda r: (
+    entries = sorted(results.values(), key=lambda r: (
         r["speaker"], SCENARIO_ORDER.index(r["scenario"]) if r["scenario"] in SCENARIO_ORDER else 99,
         r["family"]))
     out = [
@@ -120,32 +135,42 @@ def render(results: dict, settings_md: str) -> str:
         "Measured with `lab/lab.py measure` (see lab/README.md): a client sends one UDP query",
         "every 20 ms on a fixed schedule and records which site answered (NSID). Times in",
         "seconds, from the fault (or the recovery) to the first query after which every answer",
-        "comes from the expected site; \"lost\" counts queries without an answer within 500 ms.",
+        "comes from the expected site; \"lost\" counts queries without an answer within 500 ms",
+        "(20 ms each). With several runs: median (min–max, n=runs).",
         "",
         "| speaker | scenario | IPv | failover s | lost | return s | lost on return | sites seen | flaps |",
         "|---|---|---|---:|---:|---:|---:|---|---:|",
     ]
-    for r in rows:
-        m = r["metrics"]
-        failover = _fmt_s(m.get("failover_s")) if "failover_s" in m else "n/a"
-        lost = str(m.get("lost_fault", "n/a"))
-        if r["scenario"] == "return":
-            lost = f"({m.get('lost_before_return', 0)} while down)"
+    for e in entries:
+        ms = [run["metrics"] for run in e["runs"]]
+        num = lambda v: "—" if v is None else f"{v:.0f}"
+        if e["scenario"] == "return":
+            failover = "n/a"
+            lost = "(" + _agg([m.get("lost_before_return") for m in ms], num) + " while down)"
+        else:
+            failover = _agg([m.get("failover_s") for m in ms], _fmt_s)
+            lost = _agg([m.get("lost_fault") for m in ms], num)
+        seqs = sorted({m.get("site_sequence", "") for m in ms})
         out.append(
-            f"| {r['speaker']} | {r['scenario']} | {r['family']} | {failover} | {lost} | "
-            f"{_fmt_s(m.get('return_s'))} | {m.get('lost_return', 'n/a')} | "
-            f"{m.get('site_sequence', '')} | {m.get('flaps', 0)} |")
+            f"| {e['speaker']} | {e['scenario']} | {e['family']} | {failover} | {lost} | "
+            f"{_agg([m.get('return_s') for m in ms], _fmt_s)} | "
+            f"{_agg([m.get('lost_return') for m in ms], num)} | {', '.join(seqs)} | "
+            f"{sum(m.get('flaps', 0) for m in ms)} |")
     out += ["", "Scenarios:", ""]
     for s in SCENARIO_ORDER:
         out.append(f"- **{s}**: {SCENARIO_TEXT[s]}.")
-    out += ["", settings_md.rstrip(), "", "### Runs", ""]
-    for r in rows:
-        m = r["metrics"]
-        out.append(
-            f"- {r['speaker']} {r['scenario']} IPv{r['family']} ({r['when']}, client {r['client']}, "
-            f"home site {m['home']}; fault at {r.get('fault_at', '—')} s, recovery "
-            f"{r.get('recover_after', '—')} s later): first answer from elsewhere "
-            f"{_fmt_s(m.get('first_other_s'))} s; timeline `{m['timeline']}`")
-        for note in r.get("notes", []):
-            out.append(f"  - {note}")
+    out += ["", settings_md.rstrip(), "", "### Runs", "",
+            "Timelines: runs of outcomes in probe order, `site×queries`, `-` = no answer.", ""]
+    for e in entries:
+        for run in e["runs"]:
+            m = run["metrics"]
+            rec = run.get("recover_after")
+            out.append(
+                f"- {e['speaker']} {e['scenario']} IPv{e['family']} ({run['when']}, {e['client']}, "
+                f"home site {m['home']}; fault at {run.get('fault_at')} s"
+                + (f", recovery {rec:g} s later" if rec is not None else "")
+                + f"): first answer from elsewhere {_fmt_s(m.get('first_other_s'))} s; "
+                f"timeline `{m['timeline']}`")
+            for note in run.get("notes", []):
+                out.append(f"  - {note}")
     return "\n".join(out) + "\n"

@@ -675,7 +675,7 @@ def start_probes(client: topo.Client, families: list[int], duration: float, tag:
 
 
 def measure_one(scenario: str, lab: dict, client: topo.Client, families: list[int],
-                fault_at: float, recover_after: float | None, tail: float, write_failover: bool) -> list[dict]:
+                fault_at: float, recover_after: float | None, tail: float) -> list[dict]:
     site = topo.SITES[client.nearest]
     kind = "kill" if scenario == "return" else scenario
     if recover_after is None:
@@ -711,22 +711,15 @@ def measure_one(scenario: str, lab: dict, client: topo.Client, families: list[in
             except subprocess.TimeoutExpired:
                 p["proc"].kill()
             _pidfile(f"probe-v{p['family']}").unlink(missing_ok=True)
-    results = load_results()
     rows = []
     for p in probes:
         data = json.loads(p["out"].read_text())
         m = analyze.analyze(data, client.nearest, fault_t, recover_t)
-        row = {"speaker": lab["speaker"], "scenario": scenario, "family": p["family"],
-               "client": client.name, "when": time.strftime("%F %T"), "fault_at": fault_at,
-               "recover_after": recover_after if scenario != "return" else None,
-               "hold_time": lab["hold_time"], "metrics": m, "notes": notes}
-        results[f"{lab['speaker']}/{scenario}/{p['family']}"] = row
-        rows.append(row)
+        rows.append({"family": p["family"], "when": time.strftime("%F %T"), "fault_at": fault_at,
+                     "recover_after": recover_after if scenario != "return" else None,
+                     "hold_time": lab["hold_time"], "metrics": m, "notes": notes})
         log(f"{scenario} IPv{p['family']}: failover {m.get('failover_s')} s, lost {m.get('lost_fault')}, "
             f"return {m.get('return_s')} s, lost on return {m.get('lost_return')}, sites {m['site_sequence']}, flaps {m['flaps']}")
-    OUT.mkdir(parents=True, exist_ok=True)
-    results_path().write_text(json.dumps(results, indent=1))
-    write_reports(results, write_failover)
     return rows
 
 
@@ -781,6 +774,7 @@ def main() -> int:
     p.add_argument("--recover-after", type=float, default=None,
                    help="seconds from fault to recovery (default 20; freeze: hold time + 20)")
     p.add_argument("--tail", type=float, default=30.0, help="seconds measured after the recovery")
+    p.add_argument("--repeat", type=int, default=1, help="runs per scenario (the table shows median and range)")
     p.add_argument("--write-failover", action="store_true", help=f"also write {FAILOVER_MD.relative_to(REPO)}")
     p.add_argument("--down-after", action="store_true", help="take the lab down afterwards")
     p = sub.add_parser("report", help="re-render lab/out/results.md from stored runs")
@@ -856,8 +850,22 @@ def main() -> int:
             scenarios = SCENARIOS if args.scenario == "all" else (args.scenario,)
             try:
                 for s in scenarios:
-                    measure_one(s, lab, client, families, args.fault_at, args.recover_after,
-                                args.tail, args.write_failover)
+                    runs: dict = {}
+                    for i in range(args.repeat):
+                        if args.repeat > 1:
+                            log(f"{s}: run {i + 1} of {args.repeat}")
+                        for row in measure_one(s, lab, client, families, args.fault_at,
+                                               args.recover_after, args.tail):
+                            runs.setdefault(row["family"], []).append(row)
+                    # A new measurement replaces the stored runs of the same speaker/scenario/family.
+                    results = load_results()
+                    for fam, fam_runs in runs.items():
+                        results[f"{lab['speaker']}/{s}/{fam}"] = {
+                            "speaker": lab["speaker"], "scenario": s, "family": fam,
+                            "client": client.name, "runs": fam_runs}
+                    OUT.mkdir(parents=True, exist_ok=True)
+                    results_path().write_text(json.dumps(results, indent=1))
+                    write_reports(results, args.write_failover)
                 wait(frozenset(), 90)
             finally:
                 if args.down_after:
