@@ -111,6 +111,8 @@ def _agg(values: list, fmt) -> str:
     median = known[len(known) // 2] if len(known) % 2 else (known[len(known) // 2 - 1] + known[len(known) // 2]) / 2
     missing = len(values) - len(known)
     extra = f", {missing}× —" if missing else ""
+    if known[0] == known[-1]:
+        return f"{fmt(median)} (n={len(values)}{extra})"
     return f"{fmt(median)} ({fmt(known[0])}–{fmt(known[-1])}, n={len(values)}{extra})"
 
 
@@ -146,7 +148,7 @@ def render(results: dict, settings_md: str) -> str:
         num = lambda v: "—" if v is None else f"{v:.0f}"
         if e["scenario"] == "return":
             failover = "n/a"
-            lost = "(" + _agg([m.get("lost_before_return") for m in ms], num) + " while down)"
+            lost = f"{sum(m.get('lost_before_return') or 0 for m in ms)} while down"
         else:
             failover = _agg([m.get("failover_s") for m in ms], _fmt_s)
             lost = _agg([m.get("lost_fault") for m in ms], num)

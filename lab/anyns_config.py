@@ -2,9 +2,9 @@
 
 Every key name the lab writes is in `FIELDS`, and `node_toml()` is the one template: when the
 binary's config changes, adjust it here and nothing else in the lab. The sections that exist
-today (`[node]`, `[server]`, `[[zone]]`) follow src/config.rs; `[bgp]` follows
-crates/bgp/src/config.rs (`SpeakerConfig`, `PeerConfig`); `[health]` is left at its defaults
-(crates/health/src/config.rs); `[control]` is the HTTP API the lab drives.
+today (`[node]`, `[server]`, `[[zone]]`, `[control]`) follow src/config.rs; `[bgp]` follows
+src/routing.rs (`BgpSection`) and crates/bgp/src/config.rs (`PeerConfig`,
+`GracefulRestartConfig`); `[health]` is left at its defaults (crates/health/src/config.rs).
 """
 
 import topology as topo
@@ -24,15 +24,15 @@ FIELDS = {
     "zone": "zone",
     "zone.name": "name",
     "zone.file": "file",
-    # [bgp] (crates/bgp SpeakerConfig)
+    # [bgp] (src/routing.rs BgpSection)
     "bgp": "bgp",
     "bgp.local_asn": "local_asn",
     "bgp.router_id": "router_id",
-    "bgp.prefixes": "prefixes",  # not in SpeakerConfig yet: the binary's [bgp] section adds it
+    "bgp.prefixes": "announce",
     "bgp.graceful_restart": "graceful_restart",
-    "bgp.graceful_restart.enabled": "enabled",
-    # [[bgp.peers]] (crates/bgp PeerConfig; the brief said [[bgp.peer]], the crate says peers)
-    "bgp.peer": "peers",
+    "bgp.graceful_restart.preserve_routes": "preserve_routes",
+    # [[bgp.peer]] (crates/bgp PeerConfig)
+    "bgp.peer": "peer",
     "bgp.peer.address": "address",
     "bgp.peer.remote_asn": "remote_asn",
     "bgp.peer.local_address": "local_address",
@@ -62,9 +62,10 @@ API = {
 # for the lab (it appears in `anyns serve --help` output once BGP and health are wired in).
 FAULT_FLAG = "--enable-fault-injection"
 
-# Graceful restart (RFC 4724) makes BIRD keep a crashed speaker's routes as stale for the
-# restart time (crates/bgp default: on, 120 s), which turns "the process died, the route goes"
-# into a two-minute black hole. The lab turns it off unless asked (`--graceful-restart`).
+# Graceful restart (RFC 4724) with preserved routes makes BIRD keep a crashed speaker's routes
+# as stale for the restart time (120 s), which turns "the process died, the route goes" into a
+# two-minute black hole. anyns's default preserves none; `--graceful-restart` asks for it, to
+# measure exactly that.
 GRACEFUL_RESTART_DEFAULT = False
 
 
@@ -105,10 +106,13 @@ def node_toml(site: topo.Site, zonefile: str, hold_time: int = topo.NODE_HOLD_TI
         f"{f['bgp.local_asn']} = {topo.NODE_ASN}",
         f"{f['bgp.router_id']} = {_q(site.node_router_id)}",
         f"{f['bgp.prefixes']} = {_q(list(topo.VIP_PREFIXES))}",
-        "",
-        f"[{f['bgp']}.{f['bgp.graceful_restart']}]",
-        f"{f['bgp.graceful_restart.enabled']} = {_q(graceful_restart)}",
     ]
+    if graceful_restart:
+        out += [
+            "",
+            f"[{f['bgp']}.{f['bgp.graceful_restart']}]",
+            f"{f['bgp.graceful_restart.preserve_routes']} = true",
+        ]
     for peer, local in peers:
         out += [
             "",

@@ -19,6 +19,7 @@ reference speaker (lab/setup.sh installs them). See lab/README.md.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,12 +40,18 @@ LAB_DIR = Path(__file__).resolve().parent
 REPO = LAB_DIR.parent
 STATE = Path(os.environ.get("ANYNS_LAB_STATE", "/run/anyns-lab"))
 OUT = LAB_DIR / "out"
-FAILOVER_MD = LAB_DIR / "RESULTS-failover.md"
+FAILOVER_MD = LAB_DIR / "out" / "RESULTS-failover.md"
 ZONEFILE = REPO / "zones" / "example.test.zone"
 SPEAKERS = ("exabgp", "anyns")
 FAULT_KINDS = ("dns-stop", "kill", "freeze", "drain")
 SCENARIOS = ("dns-stop", "kill", "freeze", "drain", "return")
 EXABGP_PYTHON = "/usr/bin/python3"  # Debian's python3, where the exabgp package lives
+
+
+# Daemons and ip/sysctl live in sbin, which a non-login shell's PATH (CI's) may lack.
+os.environ["PATH"] = os.pathsep.join(
+    [os.environ.get("PATH", "/usr/bin:/bin")]
+    + [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in os.environ.get("PATH", "").split(os.pathsep)])
 
 
 class LabError(Exception):
@@ -144,7 +152,11 @@ def descendants(pid: int) -> list[int]:
     while todo:
         p = todo.pop()
         out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*") if Path(f"/proc/{p}/task").exists() else []:
+        try:
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue  # gone
+        for task in tasks:
             try:
                 todo += [int(c) for c in (task / "children").read_text().split()]
             except OSError:
@@ -189,6 +201,55 @@ def stop_recorded(name: str) -> None:
     _pidfile(name).unlink(missing_ok=True)
 
 
+# ---------------------------------------------------------------- one lab at a time
+
+LOCK_PATH = STATE.parent / f"{STATE.name}.lock"
+LOCK_ENV = "ANYNS_LAB_LOCK_TOKEN"
+_lock_fd = None
+
+
+def _lock_holder() -> dict:
+    try:
+        return json.loads(LOCK_PATH.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def acquire_lock(what: str, timeout: float, token: str = "") -> None:
+    """Takes the machine-wide lab lock (flock) for the rest of this process. The namespaces
+    have fixed names, so two labs (a test run and a measurement, say) must not interleave.
+    A process whose ANYNS_LAB_LOCK_TOKEN matches the holder's (a `hold-lock` session, as the
+    Rust test keeps) runs under that session's lock."""
+    global _lock_fd
+    if _lock_fd is not None:
+        return
+    holder = _lock_holder()
+    env_token = os.environ.get(LOCK_ENV, "")
+    if env_token and holder.get("token") == env_token and _alive(holder.get("pid", 0)):
+        return
+    LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = _lock_holder()
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise LabError(f"the lab is in use (pid {holder.get('pid')}: {holder.get('what')}); "
+                               f"gave up after {timeout:.0f} s")
+            if not said:
+                log(f"waiting for the lab lock (pid {holder.get('pid')}: {holder.get('what')})")
+                said = True
+            time.sleep(0.5)
+    os.ftruncate(fd, 0)
+    os.write(fd, json.dumps({"pid": os.getpid(), "what": what, "token": token}).encode())
+    _lock_fd = fd
+
+
 # ---------------------------------------------------------------- down / up
 
 def our_namespaces() -> list[str]:
@@ -200,8 +261,14 @@ def our_namespaces() -> list[str]:
 def down() -> None:
     pid_dir = STATE / "pids"
     if pid_dir.is_dir():
+        # All at once: a node that drains on SIGTERM takes its grace period in parallel.
+        pids = []
         for f in sorted(pid_dir.glob("*.json")):
-            stop_recorded(f.stem)
+            r = recorded(f.stem)
+            if r and _alive(*r):
+                pids += descendants(r[0])
+            f.unlink(missing_ok=True)
+        stop_pids(pids)
     for ns in our_namespaces():
         # Anything still inside one of our namespaces was started by the lab (the daemons'
         # own children, a probe): stop it by PID before the namespace goes.
@@ -266,6 +333,7 @@ def start_router(site: topo.Site) -> None:
     d.mkdir(parents=True, exist_ok=True)
     conf = d / "bird.conf"
     conf.write_text(templates.bird_conf(site, str(STATE / "logs" / f"bird-{site.key}.events.log")))
+    run([which("bird") or "bird", "-p", "-c", str(conf)])  # a config error, said clearly
     spawn(f"bird-{site.key}", site.router_ns,
           [which("bird") or "bird", "-f", "-c", str(conf), "-s", str(bird_sock(site.key)),
            "-P", str(d / "bird.pid")])
@@ -335,12 +403,22 @@ def require_tools(speaker: str) -> None:
 
 
 def anyns_ready(binary: str) -> tuple[bool, str]:
-    """Whether this anyns binary can run in the lab (speaks BGP, has fault injection)."""
+    """Whether this anyns binary can run in the lab: `serve` takes the (hidden) fault-injection
+    flag, and `check` accepts the lab's node.toml, [bgp] section included (unknown keys are
+    errors there, so an older build or a renamed field says so here)."""
     if not binary or not Path(binary).is_file():
         return False, f"anyns binary not found ({binary or 'none given'}; build with cargo build --release or pass --anyns-bin)"
-    p = run([binary, "serve", "--help"], check=False)
-    if anyns_config.FAULT_FLAG not in p.stdout + p.stderr:
-        return False, f"{binary} serve --help does not mention {anyns_config.FAULT_FLAG} (no BGP/health in this build yet)"
+    p = run([binary, "serve", anyns_config.FAULT_FLAG, "--help"], check=False)
+    if p.returncode != 0:
+        return False, f"{binary} serve does not take {anyns_config.FAULT_FLAG}: {p.stderr.strip()[:200]}"
+    conf = Path(tempfile.mkdtemp(prefix="anyns-lab-check-")) / "node.toml"
+    try:
+        conf.write_text(anyns_config.node_toml(topo.SITES["a"], str(ZONEFILE)))
+        p = run([binary, "check", "--config", str(conf)], check=False)
+    finally:
+        shutil.rmtree(conf.parent, ignore_errors=True)
+    if p.returncode != 0:
+        return False, f"{binary} check rejects the lab's node.toml (lab/anyns_config.py): {(p.stderr or p.stdout).strip()[:300]}"
     return True, ""
 
 
@@ -367,6 +445,7 @@ def up(speaker: str, anyns_bin: str = "", hold_time: int = topo.NODE_HOLD_TIME,
         if not ok:
             raise LabError(why)
     down()
+    shutil.rmtree(STATE / "logs", ignore_errors=True)
     STATE.mkdir(parents=True, exist_ok=True)
     lab = {"speaker": speaker, "anyns_bin": anyns_bin, "hold_time": hold_time,
            "graceful_restart": graceful_restart, "started": time.strftime("%F %T")}
@@ -419,8 +498,10 @@ def routes(key: str, prefix: str) -> list[dict]:
             paths[-1]["as_path"] = s.split(":", 1)[1].strip()
         elif s.startswith("via "):
             paths[-1]["via"] = s.split()[1]
-        elif s.startswith("BGP.next_hop:"):
-            paths[-1]["next_hop"] = s.split(":", 1)[1].strip()
+        else:
+            for attr in ("next_hop", "med", "local_pref", "community", "large_community"):
+                if s.startswith(f"BGP.{attr}:"):
+                    paths[-1][attr] = s.split(":", 1)[1].strip()
     paths.sort(key=lambda p: not p["best"])
     return paths
 
@@ -464,7 +545,6 @@ def evaluate(obs: dict, down_sites: frozenset) -> list[str]:
     """What differs from the expected state with `down_sites` withdrawn; empty when all is well."""
     problems = []
     for key, r in obs["routers"].items():
-        site = topo.SITES[key]
         wanted = [f"r{l.other(key)}{f}" for l in topo.core_links_of(key) for f in "46"]
         if key not in down_sites:
             wanted += ["node4", "node6"]
@@ -478,7 +558,6 @@ def evaluate(obs: dict, down_sites: frozenset) -> list[str]:
             # The best path must match; the order of the others is BIRD's (by age).
             if got[:1] != expect[:1] or sorted(got) != sorted(expect):
                 problems.append(f"router-{key} {prefix}: AS paths {got}, expected {expect} (best first)")
-        _ = site
     for name, res in obs["clients"].items():
         client = topo.CLIENTS[name.split("/")[0]]
         want = topo.answering_site(client, down_sites)
@@ -510,7 +589,8 @@ def print_status(obs: dict) -> None:
             print(f"  bgp {name:<6} {p['state']:<6} {p['info']}")
         for prefix, paths in r["routes"].items():
             for p in paths:
-                print(f"  {prefix:<20} {'*' if p['best'] else ' '} [{p['as_path']}] via {p['via']} ({p['proto']})")
+                attrs = " ".join(f"{a}={p[a]}" for a in ("med", "local_pref", "community", "large_community") if a in p)
+                print(f"  {prefix:<20} {'*' if p['best'] else ' '} [{p['as_path']}] via {p['via']} ({p['proto']}) {attrs}")
             if not paths:
                 print(f"  {prefix:<20} (no route)")
     for name, res in obs["clients"].items():
@@ -603,6 +683,18 @@ def recover(site: topo.Site, kind: str, lab: dict) -> float:
 
 # ---------------------------------------------------------------- measurement
 
+def anyns_build() -> str:
+    """Which anyns the anyns runs used: the release binary's build time and the commit that was
+    HEAD then (the working tree may have had more)."""
+    binary = REPO / "target/release/anyns"
+    if not binary.is_file():
+        return "no release build"
+    built = time.strftime("%F %H:%M", time.gmtime(binary.stat().st_mtime))
+    head = run(["git", "-C", str(REPO), "log", "-1", f"--before={built} UTC", "--format=%h"],
+               check=False).stdout.strip()
+    return f"target/release/anyns built {built} UTC, HEAD then {head or '?'}"
+
+
 def settings_md() -> str:
     exa = run(["exabgp", "--version"], check=False).stdout.split("\n")[0] if which("exabgp") else "exabgp not installed"
     bird = run([which("bird") or "bird", "--version"], check=False)
@@ -613,14 +705,15 @@ def settings_md() -> str:
   behind its own BIRD router (AS 65001/65002/65003), routers in a line A—B—C; client1 at router A,
   client2 at router C. IPv4 and IPv6 sessions everywhere. All in network namespaces.
 - Routers: {(bird.stdout + bird.stderr).strip()}; router-to-router hold {topo.CORE_HOLD_TIME} s, keepalive
-  {topo.CORE_KEEPALIVE} s; node sessions: `{templates.NODE_SESSION_TIMERS}`, BIRD's default hold time (240 s).
+  {topo.CORE_KEEPALIVE} s; node sessions: `{templates.NODE_SESSION_TIMERS}`, BIRD's default hold time (240 s),
+  import of the VIP /32 and /128 only, GRACEFUL_SHUTDOWN (65535:0) mapped to local-pref 0 (RFC 8326).
 - Reference node: {(nsd.stdout + nsd.stderr).strip().splitlines()[0] if (nsd.stdout + nsd.stderr).strip() else 'NSD'} on the VIPs;
   {exa}, hold time offered {topo.NODE_HOLD_TIME} s (negotiated {topo.NODE_HOLD_TIME} s, keepalive {topo.NODE_HOLD_TIME // 3} s);
   ExaBGP's healthcheck with its defaults: interval 5 s, fast interval 1 s, rise 3, fall 3,
   timeout 5 s, `--withdraw-on-down`; check `{templates.check_command()}`;
   drain = the healthcheck's `--disable FILE`.
-- anyns node: `anyns serve --config node.toml {anyns_config.FAULT_FLAG}`, `[health]` defaults,
-  hold time {topo.NODE_HOLD_TIME} s, graceful restart off (lab/anyns_config.py).
+- anyns node ({anyns_build()}): `anyns serve --config node.toml {anyns_config.FAULT_FLAG}`, `[health]` defaults,
+  hold time {topo.NODE_HOLD_TIME} s, graceful restart without preserved routes (lab/anyns_config.py).
 - Probe: one UDP query (`{topo.ZONE} SOA` with NSID) every 20 ms on a fixed schedule, 500 ms timeout.
 - Faults (reference / anyns): dns-stop = SIGSTOP of NSD / `POST /fault/dns-drop`;
   kill = SIGKILL of every process in the node namespace; freeze = SIGSTOP of the same;
@@ -663,13 +756,13 @@ def start_probes(client: topo.Client, families: list[int], duration: float, tag:
             ["ip", "netns", "exec", client.ns, sys.executable, str(LAB_DIR / "probe.py"),
              "--server", server, "--duration", str(duration), "--interval", "0.02",
              "--timeout", "0.5", "--out", str(out)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=open(d / f"{tag}-v{fam}.stderr", "w"), text=True)
         (STATE / "pids").mkdir(parents=True, exist_ok=True)
         _pidfile(f"probe-v{fam}").write_text(json.dumps({"pid": p.pid, "start": (_stat(p.pid) or (0, None))[1]}))
         line = p.stdout.readline()
         if not line.startswith("START "):
             p.kill()
-            raise LabError(f"probe did not start: {line} {p.stderr.read()}")
+            raise LabError(f"probe did not start: {line} {(d / f'{tag}-v{fam}.stderr').read_text()}")
         probes.append({"family": fam, "proc": p, "out": out, "t0": float(line.split()[1])})
     return probes
 
@@ -713,6 +806,10 @@ def measure_one(scenario: str, lab: dict, client: topo.Client, families: list[in
             _pidfile(f"probe-v{p['family']}").unlink(missing_ok=True)
     rows = []
     for p in probes:
+        if not p["out"].is_file():
+            err = p["out"].with_suffix(".stderr")
+            raise LabError(f"probe IPv{p['family']} left no results (exit {p['proc'].returncode}); "
+                           f"{err.read_text()[-2000:] if err.is_file() else 'its state directory is gone: did another lab run?'}")
         data = json.loads(p["out"].read_text())
         m = analyze.analyze(data, client.nearest, fault_t, recover_t)
         rows.append({"family": p["family"], "when": time.strftime("%F %T"), "fault_at": fault_at,
@@ -748,7 +845,8 @@ def main() -> int:
         p.add_argument("--speaker", choices=SPEAKERS, default="exabgp")
         p.add_argument("--anyns-bin", default="", help="anyns binary (default: $ANYNS_BIN, target/release, target/debug)")
         p.add_argument("--hold-time", type=int, default=topo.NODE_HOLD_TIME, help="hold time the node's speaker offers")
-        p.add_argument("--graceful-restart", action="store_true", help="anyns: leave graceful restart on")
+        p.add_argument("--graceful-restart", action="store_true",
+                       help="anyns: ask the router to preserve routes across a restart (RFC 4724)")
 
     p = sub.add_parser("up", help="build the lab (cleaning any stale one first)")
     speaker_opts(p)
@@ -775,12 +873,18 @@ def main() -> int:
                    help="seconds from fault to recovery (default 20; freeze: hold time + 20)")
     p.add_argument("--tail", type=float, default=30.0, help="seconds measured after the recovery")
     p.add_argument("--repeat", type=int, default=1, help="runs per scenario (the table shows median and range)")
+    p.add_argument("--max-failover", type=float, default=None,
+                   help="exit 1 unless every run failed over within this many seconds and returned")
+    p.add_argument("--no-store", action="store_true", help="do not record the runs in lab/out")
     p.add_argument("--write-failover", action="store_true", help=f"also write {FAILOVER_MD.relative_to(REPO)}")
     p.add_argument("--down-after", action="store_true", help="take the lab down afterwards")
     p = sub.add_parser("report", help="re-render lab/out/results.md from stored runs")
     p.add_argument("--write-failover", action="store_true")
     p = sub.add_parser("anyns-ready", help="exit 0 iff the anyns binary can run in the lab")
     p.add_argument("--anyns-bin", default="")
+    p = sub.add_parser("hold-lock", help="hold the lab lock until stdin closes (for a session of commands)")
+    p.add_argument("--token", required=True, help=f"commands run with {LOCK_ENV}=TOKEN share the lock")
+    p.add_argument("--timeout", type=float, default=600)
     p = sub.add_parser("_http")  # internal: run inside a node namespace
     p.add_argument("method")
     p.add_argument("url")
@@ -794,6 +898,13 @@ def main() -> int:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 print(resp.read().decode(errors="replace"))
             return 0
+        if args.cmd == "hold-lock":
+            acquire_lock("hold-lock session", args.timeout, token=args.token)
+            print("LOCKED", flush=True)
+            sys.stdin.read()
+            return 0
+        if args.cmd in ("up", "down", "fault", "recover", "measure"):
+            acquire_lock(" ".join(sys.argv[1:]), float(os.environ.get("ANYNS_LAB_LOCK_WAIT", "900")))
         if args.cmd == "anyns-ready":
             ok, why = anyns_ready(str(Path(args.anyns_bin).resolve()) if args.anyns_bin else default_anyns_bin())
             print("ready" if ok else why)
@@ -818,6 +929,13 @@ def main() -> int:
             else:
                 print(f"speaker: {lab['speaker']}")
                 print_status(obs)
+                if lab["speaker"] == "anyns":
+                    for site in topo.SITES.values():
+                        try:
+                            _, body = http(site, *anyns_config.API["status"])
+                        except LabError as e:
+                            body = str(e)
+                        print(f"node-{site.key} {anyns_config.API['status'][1]}: {body.strip()[:400]}")
                 problems = evaluate(obs, frozenset())
                 print("state: as expected" if not problems else "state differs from all-up:\n  " + "\n  ".join(problems))
             return 0
@@ -848,6 +966,7 @@ def main() -> int:
             client = topo.CLIENTS[args.client]
             families = [4, 6] if args.family == "both" else [int(args.family)]
             scenarios = SCENARIOS if args.scenario == "all" else (args.scenario,)
+            failures: list[str] = []
             try:
                 for s in scenarios:
                     runs: dict = {}
@@ -857,6 +976,16 @@ def main() -> int:
                         for row in measure_one(s, lab, client, families, args.fault_at,
                                                args.recover_after, args.tail):
                             runs.setdefault(row["family"], []).append(row)
+                    for fam_runs in runs.values():
+                        for row in fam_runs:
+                            m = row["metrics"]
+                            if args.max_failover is not None and s != "return" and (
+                                    m.get("failover_s") is None or m["failover_s"] > args.max_failover):
+                                failures.append(f"{s} IPv{row['family']}: failover {m.get('failover_s')} s > {args.max_failover} s")
+                            if args.max_failover is not None and m.get("return_s") is None:
+                                failures.append(f"{s} IPv{row['family']}: traffic did not return")
+                    if args.no_store:
+                        continue
                     # A new measurement replaces the stored runs of the same speaker/scenario/family.
                     results = load_results()
                     for fam, fam_runs in runs.items():
@@ -870,6 +999,8 @@ def main() -> int:
             finally:
                 if args.down_after:
                     down()
+            if failures:
+                raise LabError("measurement out of bounds:\n  " + "\n  ".join(failures))
             return 0
     except LabError as e:
         print(f"lab: {e}", file=sys.stderr)
