@@ -1,15 +1,24 @@
 //! The node configuration: a versioned TOML file (DESIGN decision 6), merged with command-line
 //! overrides and validated into a [`NodeConfig`] before anything starts.
 
+mod transfers;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use anyns_health::HealthConfig;
+use toml::Spanned;
 
 use crate::routing::BgpSection;
 use anyns_wire::Name;
 use serde::Deserialize;
+
+pub use transfers::{
+    AclEntrySection, CatalogConfig, KeySection, PrimarySettings, SecondarySource, TransferSettings,
+};
+use transfers::{CatalogSection, Locator, TransferSection};
 
 /// The config file format version this build reads.
 const CONFIG_VERSION: u32 = 1;
@@ -34,12 +43,31 @@ struct FileConfig {
     #[serde(default)]
     server: ServerSection,
     #[serde(default, rename = "zone")]
-    zones: Vec<ZoneSection>,
+    zones: Vec<Spanned<ZoneSection>>,
     #[serde(default)]
     control: ControlSection,
     #[serde(default)]
     health: HealthConfig,
     bgp: Option<BgpSection>,
+    /// TSIG keys (RFC 8945) for transfers and NOTIFY.
+    #[serde(default, rename = "key")]
+    keys: Vec<Spanned<KeySection>>,
+    #[serde(default)]
+    transfer: TransferSection,
+    /// Catalog zones (RFC 9432) whose members we serve as secondaries.
+    #[serde(default, rename = "catalog")]
+    catalogs: Vec<CatalogSection>,
+    #[serde(default)]
+    probe: ProbeSection,
+}
+
+/// `[probe]`: what `anyns probe` asks when the command line does not say.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeSection {
+    /// The unicast addresses of every site, for `anyns probe consistency`.
+    #[serde(default)]
+    sites: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,11 +95,30 @@ struct ServerSection {
     tcp_max_connections: Option<usize>,
 }
 
+/// A `[[zone]]`: a primary zone from a master `file`, or a secondary zone from `primaries`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ZoneSection {
     name: String,
-    file: PathBuf,
+    file: Option<PathBuf>,
+    /// Secondary: the primaries to transfer from (`"192.0.2.1:53"`; port 53 when left out).
+    primaries: Option<Vec<Spanned<String>>>,
+    /// Secondary: the TSIG key for SOA queries and transfers.
+    key: Option<Spanned<String>>,
+    /// Secondary: who may NOTIFY us; default: the primaries' addresses.
+    notify_from: Option<Vec<Spanned<AclEntrySection>>>,
+    /// Secondary: where the transferred zone is kept (default: `[transfer] store`).
+    store: Option<PathBuf>,
+    /// Secondary: de-prefer after lagging the primary this long (default: `[transfer]`).
+    lag_bound_secs: Option<u64>,
+    /// Who may transfer the zone from us (default: nobody).
+    #[serde(default)]
+    allow_transfer: Vec<Spanned<AclEntrySection>>,
+    /// Secondaries to NOTIFY when the zone changes.
+    #[serde(default)]
+    notify: Vec<Spanned<String>>,
+    /// The key to sign our NOTIFYs with.
+    notify_key: Option<Spanned<String>>,
 }
 
 /// Settings given on the command line; each overrides the file.
@@ -87,17 +134,41 @@ pub struct Overrides {
 }
 
 /// Where a zone's data comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ZoneSource {
     File(PathBuf),
     /// The example zone compiled into the binary.
     Embedded,
+    /// Transferred from primaries (RFC 5936, RFC 1995), kept on disk.
+    Secondary(SecondarySource),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ZoneConfig {
     pub name: Name,
     pub source: ZoneSource,
+    /// Transfers out and NOTIFYs (any zone can be a primary for others).
+    pub primary: PrimarySettings,
+    /// How long the zone may lag its primary before the node de-prefers its route.
+    pub lag_bound: Duration,
+}
+
+impl ZoneConfig {
+    fn file(name: Name, source: ZoneSource, lag_bound: Duration) -> Self {
+        ZoneConfig {
+            name,
+            source,
+            primary: PrimarySettings::default(),
+            lag_bound,
+        }
+    }
+
+    pub fn secondary(&self) -> Option<&SecondarySource> {
+        match &self.source {
+            ZoneSource::Secondary(s) => Some(s),
+            ZoneSource::File(_) | ZoneSource::Embedded => None,
+        }
+    }
 }
 
 /// A validated node configuration.
@@ -117,21 +188,25 @@ pub struct NodeConfig {
     pub health: HealthConfig,
     /// The BGP speaker; without it the node computes its routing intent but announces nothing.
     pub bgp: Option<BgpSection>,
+    pub transfer: TransferSettings,
+    pub catalogs: Vec<CatalogConfig>,
+    /// Site addresses for `anyns probe consistency`.
+    pub probe_sites: Vec<SocketAddr>,
 }
 
 impl NodeConfig {
     /// Reads the config file (if any), applies the command-line overrides and validates.
     pub fn load(overrides: &Overrides) -> anyhow::Result<NodeConfig> {
-        let (file, base) = match &overrides.config {
+        let (file, base, text, path) = match &overrides.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("{}: cannot read config", path.display()))?;
                 let file =
                     parse_file(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))?;
                 let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                (Some(file), base)
+                (Some(file), base, text, path.display().to_string())
             }
-            None => (None, PathBuf::new()),
+            None => (None, PathBuf::new(), String::new(), String::new()),
         };
         let file = file.unwrap_or_else(|| FileConfig {
             version: CONFIG_VERSION,
@@ -141,34 +216,56 @@ impl NodeConfig {
             control: ControlSection::default(),
             health: HealthConfig::default(),
             bgp: None,
+            keys: Vec::new(),
+            transfer: TransferSection::default(),
+            catalogs: Vec::new(),
+            probe: ProbeSection::default(),
         });
         if let Some(bgp) = &file.bgp {
             bgp.validate()?;
         }
+        let loc = Locator { text: &text };
+        let in_file = |e: anyhow::Error| anyhow::anyhow!("{path}:{e:#}");
+        let transfer =
+            transfers::settings(&file.keys, &file.transfer, &base, &loc).map_err(in_file)?;
         let (node_section, server, file_zones) = (file.node, file.server, file.zones);
 
         let mut zones = Vec::new();
-        for z in file_zones {
-            let name = parse_zone_name(&z.name)?;
-            zones.push(ZoneConfig {
-                name,
-                source: ZoneSource::File(base.join(z.file)),
-            });
+        for z in &file_zones {
+            zones.push(zone_config(z, &base, &transfer, &loc).map_err(in_file)?);
+        }
+        let mut catalogs = Vec::new();
+        for c in &file.catalogs {
+            let catalog = transfers::catalog(c, &base, &transfer, &loc).map_err(in_file)?;
+            if zones.iter().any(|z| z.name == catalog.name)
+                || catalogs
+                    .iter()
+                    .any(|o: &CatalogConfig| o.name == catalog.name)
+            {
+                bail!(
+                    "{path}:{}: catalog {} is configured twice (or also as a zone)",
+                    loc.at(c.name.span()),
+                    catalog.name
+                );
+            }
+            catalogs.push(catalog);
         }
         for spec in &overrides.zones {
             let (name, path) = spec
                 .split_once('=')
                 .with_context(|| format!("--zone {spec}: expected NAME=PATH"))?;
-            zones.push(ZoneConfig {
-                name: parse_zone_name(name)?,
-                source: ZoneSource::File(PathBuf::from(path)),
-            });
+            zones.push(ZoneConfig::file(
+                parse_zone_name(name)?,
+                ZoneSource::File(PathBuf::from(path)),
+                transfer.lag_bound,
+            ));
         }
         if zones.is_empty() && overrides.config.is_none() {
-            zones.push(ZoneConfig {
-                name: parse_zone_name(EXAMPLE_ZONE_NAME)?,
-                source: ZoneSource::Embedded,
-            });
+            zones.push(ZoneConfig::file(
+                parse_zone_name(EXAMPLE_ZONE_NAME)?,
+                ZoneSource::Embedded,
+                transfer.lag_bound,
+            ));
         }
         for (i, z) in zones.iter().enumerate() {
             if zones[..i].iter().any(|o| o.name == z.name) {
@@ -229,6 +326,9 @@ impl NodeConfig {
             zones,
             health: file.health,
             bgp: file.bgp,
+            transfer,
+            catalogs,
+            probe_sites: file.probe.sites,
         })
     }
 
@@ -258,6 +358,66 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
     (line, col)
+}
+
+/// Validates one `[[zone]]` table; errors start with "line:col: ".
+fn zone_config(
+    section: &Spanned<ZoneSection>,
+    base: &Path,
+    transfer: &TransferSettings,
+    loc: &Locator<'_>,
+) -> anyhow::Result<ZoneConfig> {
+    let at = loc.at(section.span());
+    let z = section.get_ref();
+    let name = parse_zone_name(&z.name).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+    let secondary_only = [
+        ("key", z.key.is_some()),
+        ("notify_from", z.notify_from.is_some()),
+        ("store", z.store.is_some()),
+        ("lag_bound_secs", z.lag_bound_secs.is_some()),
+    ];
+    let source = match (&z.file, &z.primaries) {
+        (Some(file), None) => {
+            if let Some((key, _)) = secondary_only.iter().find(|(_, set)| *set) {
+                bail!("{at}: zone {name}: `{key}` is for secondary zones (with `primaries`)");
+            }
+            ZoneSource::File(base.join(file))
+        }
+        (None, Some(primaries)) => {
+            if primaries.is_empty() {
+                bail!("{at}: zone {name}: `primaries` is empty");
+            }
+            ZoneSource::Secondary(transfers::secondary_source(
+                primaries,
+                z.key.as_ref(),
+                z.notify_from.as_deref(),
+                z.store.as_deref(),
+                base,
+                transfer,
+                loc,
+            )?)
+        }
+        (Some(_), Some(_)) => bail!(
+            "{at}: zone {name}: give either `file` (a primary zone) or `primaries` (a secondary zone), not both"
+        ),
+        (None, None) => bail!(
+            "{at}: zone {name}: give `file` (a primary zone) or `primaries` (a secondary zone)"
+        ),
+    };
+    Ok(ZoneConfig {
+        name,
+        source,
+        primary: transfers::primary_settings(
+            &z.allow_transfer,
+            &z.notify,
+            z.notify_key.as_ref(),
+            transfer,
+            loc,
+        )?,
+        lag_bound: z
+            .lag_bound_secs
+            .map_or(transfer.lag_bound, Duration::from_secs),
+    })
 }
 
 fn parse_zone_name(text: &str) -> anyhow::Result<Name> {
@@ -326,5 +486,97 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("NAME=PATH"));
+    }
+
+    fn load_text(text: &str) -> anyhow::Result<NodeConfig> {
+        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "anyns-config-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        let result = NodeConfig::load(&Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    const KEY: &str =
+        "[[key]]\nname = \"xfr-key\"\nsecret = \"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\"\n";
+
+    #[test]
+    fn secondary_primary_and_catalog_zones() {
+        let config = load_text(&format!(
+            "version = 1\n{KEY}\
+             [transfer]\nlag_bound_secs = 60\nexpire_min_secs = 5\n\
+             [[zone]]\nname = \"sec.test\"\nprimaries = [\"192.0.2.1\", \"[2001:db8::1]:5353\"]\nkey = \"xfr-key.\"\n\
+             [[zone]]\nname = \"pri.test\"\nfile = \"pri.zone\"\n\
+             allow_transfer = [\"192.0.2.0/24\", {{ key = \"xfr-key\" }}, {{ address = [\"2001:db8::/32\"], key = \"xfr-key\" }}]\n\
+             notify = [\"192.0.2.2:53\"]\nnotify_key = \"xfr-key\"\n\
+             [[catalog]]\nname = \"cat.test\"\nprimaries = [\"192.0.2.1:53\"]\n\
+             [[catalog.group]]\nname = \"g\"\nprimaries = [\"192.0.2.9\"]\n\
+             [probe]\nsites = [\"192.0.2.10:53\"]\n"
+        ))
+        .unwrap();
+        let sec = config.zones[0].secondary().unwrap();
+        assert_eq!(sec.primaries.len(), 2);
+        assert_eq!(sec.primaries[0].addr, "192.0.2.1:53".parse().unwrap());
+        assert_eq!(
+            sec.primaries[1].key.as_ref().unwrap().name().to_string(),
+            "xfr-key."
+        );
+        // NOTIFY is accepted from the primaries by default.
+        assert!(sec.notify_from.allows("192.0.2.1".parse().unwrap(), None));
+        assert!(!sec.notify_from.allows("192.0.2.7".parse().unwrap(), None));
+        assert!(sec.store.ends_with("anyns-zones"));
+        assert_eq!(config.zones[0].lag_bound, Duration::from_secs(60));
+        assert_eq!(config.transfer.timers.expire_min, Duration::from_secs(5));
+        let pri = &config.zones[1];
+        assert!(pri.secondary().is_none());
+        let key = Name::from_text("xfr-key.").unwrap();
+        let acl = &pri.primary.allow_transfer;
+        assert!(acl.allows("192.0.2.9".parse().unwrap(), None));
+        assert!(acl.allows("198.51.100.1".parse().unwrap(), Some(&key)));
+        assert!(!acl.allows("198.51.100.1".parse().unwrap(), None));
+        assert_eq!(pri.primary.notify[0].addr, "192.0.2.2:53".parse().unwrap());
+        assert!(pri.primary.notify[0].key.is_some());
+        assert_eq!(config.catalogs[0].groups["g"][0].addr.port(), 53);
+        assert_eq!(config.probe_sites.len(), 1);
+    }
+
+    #[test]
+    fn transfer_errors_name_the_line() {
+        let err = |text: &str| format!("{:#}", load_text(text).unwrap_err());
+        let e = err(
+            "version = 1\n[[zone]]\nname = \"a.test\"\nprimaries = [\"192.0.2.1\"]\nkey = \"nokey\"\n",
+        );
+        assert!(e.contains(":5:7: TSIG key \"nokey\" is not defined"), "{e}");
+        let e = err("version = 1\n[[zone]]\nname = \"a.test\"\n");
+        assert!(e.contains(":2:1: zone a.test.: give `file`"), "{e}");
+        let e = err("version = 1\n[[zone]]\nname = \"a.test\"\nfile = \"x\"\nkey = \"k\"\n");
+        assert!(e.contains("`key` is for secondary zones"), "{e}");
+        let e = err(&format!(
+            "version = 1\n{KEY}[[zone]]\nname = \"a.test\"\nprimaries = [\"not-an-address\"]\n"
+        ));
+        assert!(
+            e.contains(":7:14: \"not-an-address\" is not an address"),
+            "{e}"
+        );
+        let e = err(
+            "version = 1\n[[key]]\nname = \"k\"\nalgorithm = \"hmac-md5\"\nsecret = \"c2VjcmV0\"\n",
+        );
+        assert!(e.contains(":2:1: TSIG key k: unknown algorithm"), "{e}");
+        let e = err(
+            "version = 1\n[[zone]]\nname = \"a.test\"\nfile = \"x\"\nallow_transfer = [\"300.1.2.3\"]\n",
+        );
+        assert!(
+            e.contains(":5:19: \"300.1.2.3\" is not an address or prefix"),
+            "{e}"
+        );
     }
 }

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod routing;
 mod status;
+mod transfers;
 mod zones;
 
 use std::io::IsTerminal;
@@ -48,6 +49,31 @@ enum Command {
         state: OnOff,
         #[command(flatten)]
         control: ControlArgs,
+    },
+    /// Ask the sites of the service from outside.
+    Probe {
+        #[command(subcommand)]
+        what: ProbeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProbeCommand {
+    /// Ask every site for each zone's SOA and print the serial skew per zone; exit code 1 when
+    /// the serials differ or a site does not answer.
+    Consistency {
+        /// The sites' unicast addresses (default: `[probe] sites` of the config).
+        #[arg(long, value_delimiter = ',', value_name = "ADDR:PORT,...")]
+        sites: Vec<SocketAddr>,
+        /// A zone to compare; repeat for several (default: the config's zones).
+        #[arg(long)]
+        zone: Vec<String>,
+        /// Node configuration file, for its sites and zones.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// How long to wait for each answer.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
     },
 }
 
@@ -143,6 +169,23 @@ fn main() -> ExitCode {
             };
             cli::control::run(&control.overrides(), "POST", path)
         }
+        Command::Probe {
+            what:
+                ProbeCommand::Consistency {
+                    sites,
+                    zone,
+                    config,
+                    timeout_ms,
+                },
+        } => cli::probe::consistency(
+            &Overrides {
+                config,
+                ..Overrides::default()
+            },
+            &sites,
+            &zone,
+            std::time::Duration::from_millis(timeout_ms),
+        ),
     };
     match result {
         Ok(code) => code,

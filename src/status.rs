@@ -107,11 +107,15 @@ pub fn render(status: &Value) -> String {
     for zone in status["zones"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
-            "zone      {:<32} serial {:<12} {} records",
+            "zone      {:<32} serial {:<12} {:>8} records  {}",
             text(&zone["name"]),
             text(&zone["serial"]),
-            text(&zone["records"])
+            text(&zone["records"]),
+            zone_state(zone)
         );
+        if let Value::String(error) = &zone["last_error"] {
+            let _ = writeln!(out, "          last error: {error}");
+        }
     }
     let q = &status["queries"];
     let _ = writeln!(
@@ -123,6 +127,46 @@ pub fn render(status: &Value) -> String {
         text(&q["tcp_connections_open"])
     );
     out
+}
+
+/// A zone's source and freshness in a few words: where it comes from, and for a secondary how
+/// current it is.
+fn zone_state(zone: &Value) -> String {
+    let kind = zone["kind"].as_str().unwrap_or("file");
+    if kind == "file" {
+        return "file".to_string();
+    }
+    let secs = |v: &Value| v.as_u64().map(|s| format!("{s} s"));
+    let mut parts = vec![match &zone["catalog"] {
+        Value::String(c) => format!("{kind} of {c}"),
+        _ => kind.to_string(),
+    }];
+    if zone["expired"].as_bool() == Some(true) {
+        parts.push("EXPIRED (answering SERVFAIL)".to_string());
+    } else if zone["loaded"].as_bool() != Some(true) {
+        parts.push("NOT LOADED yet".to_string());
+    }
+    if let Some(p) = zone["primary_serial"].as_u64() {
+        parts.push(format!("primary serial {p}"));
+    }
+    if let Some(s) = secs(&zone["last_refresh_secs_ago"]) {
+        parts.push(format!("refreshed {s} ago"));
+    }
+    if let Some(s) = secs(&zone["expire_in_secs"]) {
+        parts.push(format!("expires in {s}"));
+    }
+    if let Some(s) = secs(&zone["behind_primary_secs"]) {
+        let lagging = if zone["lag_exceeded"].as_bool() == Some(true) {
+            " (beyond the bound: de-preferred)"
+        } else {
+            ""
+        };
+        parts.push(format!("behind the primary for {s}{lagging}"));
+    }
+    if let Some(n) = zone["members"].as_u64() {
+        parts.push(format!("{n} members"));
+    }
+    parts.join(", ")
 }
 
 /// Route attributes in one line, leaving out what is empty.
@@ -166,6 +210,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("example.test."), "{text}");
+        let mut secondary = status.clone();
+        secondary["zones"] = serde_json::json!([{
+            "name": "sec.test.", "kind": "secondary", "serial": 4, "records": 9, "loaded": true,
+            "expired": true, "primary_serial": 5, "last_refresh_secs_ago": 20,
+            "expire_in_secs": null, "last_error": "192.0.2.1:53: timed out",
+        }]);
+        let text = render(&secondary);
+        assert!(
+            text.contains(
+                "secondary, EXPIRED (answering SERVFAIL), primary serial 5, refreshed 20 s ago"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("last error: 192.0.2.1:53: timed out"),
+            "{text}"
+        );
         assert!(text.contains("bgp       not configured"), "{text}");
         let mut with_bgp = status.clone();
         with_bgp["bgp"] = serde_json::json!({

@@ -77,13 +77,14 @@ pub struct ZoneLoader {
 }
 
 impl ZoneLoader {
-    /// Loads (or reloads) every configured zone. Every file is read again: a changed `$INCLUDE`
-    /// leaves the including file's timestamp alone. A zone that fails keeps its previous
-    /// version; zones no longer configured are dropped. Returns the new set to swap in.
+    /// Loads (or reloads) every configured zone that comes from a file (secondary zones come
+    /// from transfers). Every file is read again: a changed `$INCLUDE` leaves the including
+    /// file's timestamp alone. A zone that fails keeps its previous version; zones no longer
+    /// configured are dropped. Returns the new set of file zones.
     pub fn load(&mut self, configs: &[ZoneConfig]) -> (ZoneSet, Report) {
         let mut report = Report::default();
         let mut next = HashMap::new();
-        for config in configs {
+        for config in configs.iter().filter(|c| c.secondary().is_none()) {
             let previous = self.loaded.remove(&config.name);
             let started = Instant::now();
             match load_one(config) {
@@ -123,5 +124,9 @@ fn load_one(config: &ZoneConfig) -> Result<anyns_zone::Built, ZoneErrors> {
         ZoneSource::Embedded => {
             load_zone_text(&config.name, "example.test.zone", EXAMPLE_ZONE_TEXT)
         }
+        ZoneSource::Secondary(_) => Err(ZoneErrors(vec![anyns_zone::Diagnostic::new(
+            None,
+            "a secondary zone has no file to load",
+        )])),
     }
 }

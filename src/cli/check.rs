@@ -29,6 +29,32 @@ pub fn run(overrides: &Overrides) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for zone in &config.zones {
+        if let Some(secondary) = zone.secondary() {
+            let primaries: Vec<String> = secondary
+                .primaries
+                .iter()
+                .map(|p| match &p.key {
+                    Some(k) => format!("{} (key {})", p.addr, k.name()),
+                    None => p.addr.to_string(),
+                })
+                .collect();
+            println!(
+                "ok: {} secondary of {}, kept in {}",
+                zone.name,
+                primaries.join(", "),
+                secondary.store.display()
+            );
+        }
+    }
+    for catalog in &config.catalogs {
+        println!(
+            "ok: catalog {} from {} primaries, kept in {}",
+            catalog.name,
+            catalog.source.primaries.len(),
+            catalog.source.store.display()
+        );
+    }
     let failed = report.failed();
     if failed > 0 {
         println!("{failed} of {} zones have errors", report.zones.len());

@@ -14,12 +14,14 @@ use anyns_engine::{Engine, EngineConfig, Identity};
 use anyns_health::{DrainStage, HealthHandle, ZoneFreshness, runner};
 use anyns_server::{Server, ServerConfig, Service};
 use anyns_wire::Name;
+use anyns_zone::ZoneSet;
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::config::{NodeConfig, Overrides};
 use crate::routing::BgpSection;
+use crate::transfers::Transfers;
 use crate::zones::{Outcome, Report, ZoneLoader};
 
 /// What the running node holds: its configuration, its zones, its data plane and its health.
@@ -30,6 +32,8 @@ struct Node {
     service: Arc<Service>,
     server: Server,
     health: HealthHandle,
+    /// Secondary zones, catalogs, transfers out, NOTIFY.
+    transfers: Arc<Transfers>,
     /// The BGP speaker, when `[bgp]` is configured; taken at exit to say goodbye to peers.
     speaker: tokio::sync::Mutex<Option<Speaker>>,
     fault_injection: bool,
@@ -40,7 +44,9 @@ pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitC
     let mut loader = ZoneLoader::default();
     let (zones, report) = loader.load(&config.zones);
     report.log();
-    if zones.is_empty() {
+    let secondaries =
+        config.zones.iter().any(|z| z.secondary().is_some()) || !config.catalogs.is_empty();
+    if zones.is_empty() && !secondaries {
         bail!("no zone could be loaded; see the errors above");
     }
     let identity = config.identity();
@@ -52,7 +58,7 @@ pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitC
         },
         max_udp_payload: config.max_udp_payload,
     });
-    let service = Arc::new(Service::new(engine, zones));
+    let service = Arc::new(Service::new(engine, ZoneSet::new(zones.iter().cloned())));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -81,6 +87,9 @@ pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitC
             })?;
         let control_addr = control.local_addr()?;
         let health = start_health(&config, &server, &report)?;
+        let transfers = Transfers::start(&config, &zones, service.clone(), health.clone())
+            .await
+            .context("zone transfers")?;
         let speaker = match &config.bgp {
             Some(bgp) => Some(start_bgp(bgp, &health).await?),
             None => None,
@@ -88,10 +97,11 @@ pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitC
 
         let addresses: Vec<String> =
             server.local_addrs().iter().map(ToString::to_string).collect();
-        let zone_names: Vec<String> = service
-            .zones()
+        let zone_names: Vec<String> = config
+            .zones
             .iter()
-            .map(|z| z.origin().to_string())
+            .map(|z| z.name.to_string())
+            .chain(config.catalogs.iter().map(|c| format!("catalog {}", c.name)))
             .collect();
         println!(
             "anyns {identity}: listening on {} (udp+tcp, {} workers); control on http://{control_addr}; serving {}",
@@ -115,10 +125,12 @@ pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitC
             service,
             server,
             health,
+            transfers,
             speaker: tokio::sync::Mutex::new(speaker),
             fault_injection,
         });
         let outcome = main_loop(&node, requests).await;
+        node.transfers.shutdown();
         if let Some(speaker) = node.speaker.lock().await.take() {
             // A Cease NOTIFICATION makes routers withdraw our routes at once (RFC 4271 6.7);
             // after a drain they are withdrawn already.
@@ -171,6 +183,15 @@ fn start_health(
 ) -> anyhow::Result<HealthHandle> {
     let zone_names: Vec<Name> = config.zones.iter().map(|z| z.name.clone()).collect();
     let target = probe_target(server.local_addrs());
+    if zone_names.is_empty()
+        && config.health.dns_probe.enabled
+        && config.health.dns_probe.zones.is_none()
+    {
+        bail!(
+            "[health] configuration: the DNS probe has no zone to ask (catalog members are not \
+             known at start): set [health.dns_probe] zones = [\"a-member.example.\"]"
+        );
+    }
     let setup = config
         .health
         .build(target, &zone_names)
@@ -349,10 +370,10 @@ async fn reload(node: &Node) -> anyns_control::Reply {
             .map_err(|_| "an earlier reload crashed".to_string())?;
         let (zones, report) = loader.load(&config.zones);
         report.log();
-        node.service.set_zones(zones);
-        Ok((config, report))
+        let secondaries = node.transfers.reconfigure(&config, &zones);
+        Ok((config, report, secondaries))
     });
-    let (config, report) = match loaded {
+    let (config, report, secondaries) = match loaded {
         Ok(x) => x,
         Err(e) => {
             tracing::error!("reload refused: {e}");
@@ -363,13 +384,17 @@ async fn reload(node: &Node) -> anyns_control::Reply {
     if config.listen != node.config.listen || config.threads != node.config.threads {
         text.push_str("note: listen addresses and threads change only on restart\n");
     }
-    for old in &node.config.zones {
+    for old in node.config.zones.iter().filter(|z| z.secondary().is_none()) {
         if !config.zones.iter().any(|z| z.name == old.name) {
             let _ = node.health.remove_zone(old.name.to_string()).await;
         }
     }
     for (zone, fresh) in zone_freshness(&report) {
         let _ = node.health.add_zone(zone, fresh).await;
+    }
+    for line in secondaries {
+        text.push_str(&line);
+        text.push('\n');
     }
     for (name, outcome) in &report.zones {
         match outcome {
@@ -403,18 +428,7 @@ async fn reload(node: &Node) -> anyns_control::Reply {
 
 /// The JSON status: identity, data plane, zones, health and routing intent.
 async fn status(node: &Node) -> Value {
-    let zones: Vec<Value> = node
-        .service
-        .zones()
-        .iter()
-        .map(|z| {
-            json!({
-                "name": z.origin().to_string(),
-                "serial": z.serial(),
-                "records": z.record_count(),
-            })
-        })
-        .collect();
+    let zones: Vec<Value> = node.transfers.status();
     let udp = node.server.udp_totals();
     let tcp = node.server.tcp_counters().snapshot();
     let health = match node.health.status().await {

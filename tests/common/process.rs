@@ -219,6 +219,11 @@ impl ServerProcess {
         self.child.try_wait().ok().flatten()
     }
 
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines of the server's log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
@@ -233,12 +238,18 @@ impl ServerProcess {
 
     /// Stops the process: SIGTERM by PID, SIGKILL if it is still there after a grace period.
     pub fn stop(&mut self) {
+        self.stop_with("-TERM");
+    }
+
+    /// Like [`ServerProcess::stop`] with another first signal (`"-INT"`: anyns exits at once
+    /// rather than draining).
+    pub fn stop_with(&mut self, signal: &str) {
         if self.exited().is_some() {
             return;
         }
         // `kill(1)` by PID keeps this crate free of `unsafe` (the workspace forbids it).
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(signal)
             .arg(self.child.id().to_string())
             .status();
         let deadline = Instant::now() + STOP_GRACE;

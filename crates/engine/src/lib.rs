@@ -47,6 +47,19 @@ pub enum Transport {
     Tcp,
 }
 
+/// What [`Engine::respond_or_decline`] did with a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The response is the first `len` octets of `out`.
+    Answer(usize),
+    /// Send nothing.
+    Drop,
+    /// Not the engine's to answer: a NOTIFY (RFC 1996), a zone transfer (AXFR, IXFR) or a
+    /// TSIG-signed request (RFC 8945). These need the client's address, keys and access lists,
+    /// and are rare: the caller hands them to the zone-transfer side.
+    Declined,
+}
+
 /// Size of an OPT record with no options: root owner, type, class, TTL, RDLENGTH.
 const OPT_LEN: usize = 11;
 
@@ -73,14 +86,44 @@ impl Engine {
         transport: Transport,
         out: &mut [u8],
     ) -> Option<usize> {
+        match self.reply(zones, request, transport, out, false) {
+            Reply::Answer(len) => Some(len),
+            Reply::Drop | Reply::Declined => None,
+        }
+    }
+
+    /// Like [`Engine::respond`], but declines what belongs to the zone-transfer side (NOTIFY,
+    /// AXFR/IXFR, TSIG-signed requests; see [`Reply::Declined`]) instead of answering it with
+    /// NOTIMP, REFUSED or NOTAUTH. Costs nothing extra for ordinary queries.
+    pub fn respond_or_decline(
+        &self,
+        zones: &ZoneSet,
+        request: &[u8],
+        transport: Transport,
+        out: &mut [u8],
+    ) -> Reply {
+        self.reply(zones, request, transport, out, true)
+    }
+
+    fn reply(
+        &self,
+        zones: &ZoneSet,
+        request: &[u8],
+        transport: Transport,
+        out: &mut [u8],
+        decline: bool,
+    ) -> Reply {
         if out.len() < 512 {
-            return None;
+            return Reply::Drop;
         }
         let query = match Query::parse(request) {
             Ok(query) => query,
-            Err(ParseError::Drop) => return None,
-            Err(ParseError::Malformed(_)) => return Some(formerr(request, out)),
+            Err(ParseError::Drop) => return Reply::Drop,
+            Err(ParseError::Malformed(_)) => return Reply::Answer(formerr(request, out)),
         };
+        if decline && declined(&query) {
+            return Reply::Declined;
+        }
         // RFC 1035 section 4.2.1: 512 octets without EDNS; RFC 6891 section 6.2.5: the smaller of
         // the requestor's and our payload size, never below 512.
         let limit = match (transport, query.edns) {
@@ -94,7 +137,9 @@ impl Engine {
             flags::QR | (query.flags & (flags::OPCODE_MASK | flags::RD | flags::CD));
         let mut w = MessageWriter::new(out, limit, query.id, response_flags);
         // A question is at most 259 octets and the limit at least 512: this always fits.
-        w.push_question(query.question_wire(request)).ok()?;
+        if w.push_question(query.question_wire(request)).is_err() {
+            return Reply::Drop;
+        }
         let nsid = match (&self.config.identity.nsid, query.edns) {
             (Some(nsid), Some(edns)) if edns.nsid => Some(&nsid[..]),
             _ => None,
@@ -126,7 +171,7 @@ impl Engine {
                 options,
             );
         }
-        Some(w.finish())
+        Reply::Answer(w.finish())
     }
 
     fn answer(
@@ -147,14 +192,15 @@ impl Engine {
             }
         }
         if query.tsig_start.is_some() {
-            // No TSIG keys are configured: RFC 8945 section 5.2.2, unknown key.
+            // Without the zone-transfer side no TSIG key is known: RFC 8945 section 5.2.2.
             return Rcode::NOTAUTH;
         }
         if query.qtype == Rtype::OPT || query.qtype == Rtype::TSIG || query.qtype == Rtype::TKEY {
             return Rcode::FORMERR;
         }
         if query.qtype == Rtype::AXFR || query.qtype == Rtype::IXFR {
-            // No transfer is permitted to anyone until transfer ACLs exist (RFC 5936 section 5).
+            // Without the zone-transfer side (see `respond_or_decline`), no transfer is
+            // permitted to anyone (RFC 5936 section 5).
             return Rcode::REFUSED;
         }
         match query.qclass {
@@ -164,6 +210,14 @@ impl Engine {
             _ => Rcode::REFUSED,
         }
     }
+}
+
+/// Whether a request is for the zone-transfer side rather than the answer engine.
+fn declined(query: &Query) -> bool {
+    query.opcode() == Opcode::NOTIFY
+        || query.qtype == Rtype::AXFR
+        || query.qtype == Rtype::IXFR
+        || query.tsig_start.is_some()
 }
 
 /// A header-only FORMERR: the request's ID, opcode and RD, nothing else (RFC 1035 section

@@ -3,7 +3,7 @@
 use anyns_wire::name::{self, MAX_LABELS, NameBuf, label_offsets};
 use anyns_wire::writer::Mark;
 use anyns_wire::{MessageWriter, Query, Rcode, Rtype, Section, WriteError, flags};
-use anyns_zone::{Node, RRset, Zone, ZoneSet, soa_fields};
+use anyns_zone::{Node, RRset, Zone, ZoneLookup, ZoneSet, soa_fields};
 
 use crate::Transport;
 
@@ -42,8 +42,12 @@ pub(crate) fn answer(
     w: &mut MessageWriter<'_>,
 ) -> Rcode {
     let qname = query.qname.as_wire();
-    let Some(mut zone) = zones.find(qname) else {
-        return Rcode::REFUSED;
+    let mut zone = match zones.lookup(qname) {
+        ZoneLookup::Zone(zone) => zone,
+        // RFC 1035 section 3.3.13: a secondary zone past EXPIRE (or never transferred) is not
+        // answered from; SERVFAIL, as Knot and BIND do.
+        ZoneLookup::Unavailable => return Rcode::SERVFAIL,
+        ZoneLookup::NotOurs => return Rcode::REFUSED,
     };
     // RFC 4035 section 3.1.4.1: DS belongs to the parent side of a cut. When we also serve the
     // parent, answer from there.

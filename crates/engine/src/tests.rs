@@ -421,3 +421,62 @@ proptest::proptest! {
         let _ = engine().respond(&zones, &bytes, Transport::Udp, &mut out);
     }
 }
+
+#[test]
+fn transfers_notify_and_tsig_are_declined_when_asked() {
+    let engine = engine();
+    let mut out = vec![0u8; 65535];
+    let zones = zones();
+    let mut notify = query("example", 6, 1, None);
+    notify[2] = 0x20; // opcode 4 (NOTIFY)
+    let axfr = query("example", 252, 1, None);
+    let ixfr = query("example", 251, 1, None);
+    // A TSIG record as the last additional record (its content is not checked here).
+    let mut signed = query("example", 6, 1, None);
+    signed[11] = 1;
+    signed.extend_from_slice(&[0, 0, 250, 0, 255, 0, 0, 0, 0, 0, 0]);
+    for request in [&notify, &axfr, &ixfr, &signed] {
+        assert_eq!(
+            engine.respond_or_decline(&zones, request, Transport::Tcp, &mut out),
+            Reply::Declined
+        );
+        // Without the transfer side they still get an answer (NOTIMP, REFUSED, NOTAUTH).
+        assert!(
+            engine
+                .respond(&zones, request, Transport::Udp, &mut out)
+                .is_some()
+        );
+    }
+    let plain = query("host1.example", 1, 1, None);
+    assert!(matches!(
+        engine.respond_or_decline(&zones, &plain, Transport::Udp, &mut out),
+        Reply::Answer(_)
+    ));
+}
+
+#[test]
+fn rfc1035_3_3_13_unavailable_zone_is_servfail() {
+    let expired = Name::from_text("sub.example.").unwrap();
+    let zones = zones().with_unavailable([expired, Name::from_text("other.test.").unwrap()]);
+    let mut out = vec![0u8; 65535];
+    let ask = |name: &str, out: &mut Vec<u8>| {
+        let len = engine()
+            .respond(&zones, &query(name, 1, 1, None), Transport::Udp, out)
+            .unwrap();
+        Message::from_octets(out[..len].to_vec()).unwrap()
+    };
+    // Inside an unavailable zone (also below a zone we do serve): SERVFAIL, not authoritative.
+    for name in ["www.sub.example", "other.test"] {
+        let msg = ask(name, &mut out);
+        assert_eq!(msg.header().rcode(), DRcode::SERVFAIL, "{name}");
+        assert!(!msg.header().aa());
+    }
+    assert_eq!(
+        ask("host1.example", &mut out).header().rcode(),
+        DRcode::NOERROR
+    );
+    assert_eq!(
+        ask("www.else.test", &mut out).header().rcode(),
+        DRcode::REFUSED
+    );
+}

@@ -1,11 +1,11 @@
 //! DESIGN decision 1: answering a query allocates nothing. allocation-counter's global
-//! allocator watches `Engine::respond` over every kind of answer the engine gives.
+//! allocator watches `Engine::respond` (and `respond_or_decline`) over every kind of answer the engine gives.
 
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
-use anyns_engine::{Engine, EngineConfig, Identity, Transport};
+use anyns_engine::{Engine, EngineConfig, Identity, Reply, Transport};
 use anyns_wire::Name;
 use anyns_zone::{ZoneSet, load_zone_text};
 
@@ -66,10 +66,16 @@ fn answering_allocates_nothing() {
                     {
                         answered += 1;
                     }
+                    // The data plane's entry point, which declines transfers and NOTIFY.
+                    if let Reply::Answer(_) =
+                        engine.respond_or_decline(&zones, request, transport, &mut out)
+                    {
+                        answered += 1;
+                    }
                 }
             }
         }
     });
-    assert_eq!(answered, 100 * requests.len() * 2);
+    assert_eq!(answered, 100 * requests.len() * 2 * 2);
     assert_eq!(info.count_total, 0, "allocations while answering");
 }

@@ -8,7 +8,7 @@ compile_error!("anyns-netsys uses Linux socket interfaces (recvmmsg, sendmmsg, I
 
 use std::io;
 use std::mem;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::ptr;
 use std::time::Duration;
@@ -239,6 +239,41 @@ impl Batch {
         let request = self.requests.get(start..start + len)?;
         let response = self.responses.get_mut(start..start + MAX_MESSAGE_SIZE)?;
         Some((request, response))
+    }
+
+    /// The address the datagram in slot `i` came from (for access lists: NOTIFY, transfers).
+    pub fn source(&self, i: usize) -> Option<SocketAddr> {
+        if i >= self.received {
+            return None;
+        }
+        let len = self.rx_msgs[i].msg_hdr.msg_namelen as usize;
+        let storage = &self.names[i];
+        match c_int::from(storage.ss_family) {
+            libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the kernel wrote an AF_INET address of `len` octets into this
+                // sockaddr_storage, which is larger and at least as aligned as sockaddr_in.
+                let sin = unsafe {
+                    &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: as above, for an AF_INET6 address and sockaddr_in6.
+                let sin6 = unsafe {
+                    &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
     }
 
     /// The address the datagram in slot `i` was sent to, from its packet-info control message.
@@ -550,7 +585,9 @@ mod tests {
         assert_eq!(request, b"hello");
         response[..3].copy_from_slice(b"bye");
         assert_eq!(batch.destination(0), Some(IpAddr::from([127, 0, 0, 3])));
+        assert_eq!(batch.source(0), Some(client.local_addr().unwrap()));
         assert!(batch.slot(1).is_none());
+        assert!(batch.source(1).is_none());
 
         batch.queue_reply(0, 3);
         let outcome = batch.send(&socket);

@@ -11,14 +11,15 @@ mod server;
 mod tcp;
 mod udp;
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyns_engine::Engine;
 use anyns_zone::ZoneSet;
 use arc_swap::ArcSwap;
 
-pub use anyns_engine::Transport;
+pub use anyns_engine::{Reply, Transport};
 pub use counters::{TcpCounterValues, TcpCounters, UdpCounterValues, UdpCounters};
 pub use error::Error;
 pub use server::{Server, ServerConfig};
@@ -30,9 +31,50 @@ pub use anyns_netsys::MAX_MESSAGE_SIZE;
 
 /// Turns one request into one response. Called on the hot path: no allocation, no blocking.
 pub trait Handler: Send + Sync + 'static {
-    /// Writes the response to `request` into `out` ([`MAX_MESSAGE_SIZE`] octets) and returns
-    /// its length, or `None` to send nothing. A length above `out.len()` is treated as `None`.
-    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize>;
+    /// Writes the response to `request` into `out` ([`MAX_MESSAGE_SIZE`] octets): returns
+    /// [`Reply::Answer`] with its length (a length above `out.len()` counts as a drop),
+    /// [`Reply::Drop`] to send nothing, or [`Reply::Declined`] to have the request handed to
+    /// [`Handler::respond_declined`] with the client's address.
+    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Reply;
+
+    /// A request [`Handler::respond`] declined (NOTIFY, zone transfers, TSIG): rare, so it may
+    /// allocate. `client` is the request's source address.
+    fn respond_declined(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut [u8],
+    ) -> DeclinedReply {
+        let _ = (request, client, transport, out);
+        DeclinedReply::Drop
+    }
+}
+
+/// Response messages produced one at a time (a zone transfer), without the TCP length prefix.
+pub type MessageStream = Box<dyn Iterator<Item = Vec<u8>> + Send>;
+
+/// The answer to a declined request.
+pub enum DeclinedReply {
+    /// The response is the first `len` octets of `out`.
+    Answer(usize),
+    Drop,
+    /// Over TCP: several messages, each sent with its length prefix as it is produced, before
+    /// the connection's next answer (RFC 5936 section 2.2). Over UDP it is dropped.
+    Messages(MessageStream),
+}
+
+/// Where the real handler sends what the answer engine declines: NOTIFY (RFC 1996), AXFR/IXFR
+/// (RFC 5936, RFC 1995) and TSIG-signed requests (RFC 8945). The binary implements it with the
+/// zone-transfer crate.
+pub trait TransferHandler: Send + Sync + 'static {
+    fn respond(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut [u8],
+    ) -> DeclinedReply;
 }
 
 /// The real handler: the answer engine over the current zone snapshot (DESIGN decision 2).
@@ -43,6 +85,9 @@ pub struct Service {
     pub zones: ArcSwap<ZoneSet>,
     /// Lab fault injection: drop every request, as a wedged data plane would.
     dropping: AtomicBool,
+    /// Set once the zone-transfer side runs; until then the engine answers declined requests
+    /// itself (NOTIMP for NOTIFY, REFUSED for transfers, NOTAUTH for TSIG).
+    transfers: OnceLock<Arc<dyn TransferHandler>>,
 }
 
 impl Service {
@@ -51,6 +96,7 @@ impl Service {
             engine,
             zones: ArcSwap::from_pointee(zones),
             dropping: AtomicBool::new(false),
+            transfers: OnceLock::new(),
         }
     }
 
@@ -69,22 +115,62 @@ impl Service {
     pub fn set_zones(&self, zones: ZoneSet) {
         self.zones.store(Arc::new(zones));
     }
+
+    /// Hands NOTIFY, transfers and TSIG-signed requests to `handler` from now on. Only the
+    /// first call has an effect.
+    pub fn set_transfer_handler(&self, handler: Arc<dyn TransferHandler>) {
+        let _ = self.transfers.set(handler);
+    }
 }
 
 impl Handler for Service {
-    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
+    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Reply {
         if self.dropping.load(Ordering::Relaxed) {
-            return None;
+            return Reply::Drop;
         }
         // A guard, not a clone of the Arc: no lock and no reference-count traffic per query.
         let zones = self.zones.load();
-        self.engine.respond(&zones, request, transport, out)
+        match self
+            .engine
+            .respond_or_decline(&zones, request, transport, out)
+        {
+            Reply::Declined if self.transfers.get().is_none() => {
+                match self.engine.respond(&zones, request, transport, out) {
+                    Some(len) => Reply::Answer(len),
+                    None => Reply::Drop,
+                }
+            }
+            reply => reply,
+        }
+    }
+
+    fn respond_declined(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut [u8],
+    ) -> DeclinedReply {
+        match self.transfers.get() {
+            Some(transfers) => transfers.respond(request, client, transport, out),
+            None => DeclinedReply::Drop,
+        }
     }
 }
 
 impl<H: Handler> Handler for Arc<H> {
-    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
+    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Reply {
         H::respond(self, request, transport, out)
+    }
+
+    fn respond_declined(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        transport: Transport,
+        out: &mut [u8],
+    ) -> DeclinedReply {
+        H::respond_declined(self, request, client, transport, out)
     }
 }
 
@@ -110,23 +196,60 @@ mod tests {
         let mut out = vec![0; MAX_MESSAGE_SIZE];
         // A header-only malformed request is always answered (FORMERR)...
         let request = [0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert!(
-            service
-                .respond(&request, Transport::Udp, &mut out)
-                .is_some()
-        );
+        let answered = |r| matches!(r, Reply::Answer(_));
+        assert!(answered(service.respond(
+            &request,
+            Transport::Udp,
+            &mut out
+        )));
         // ...except while the fault is on.
         service.set_dropping(true);
-        assert!(
-            service
-                .respond(&request, Transport::Udp, &mut out)
-                .is_none()
+        assert_eq!(
+            service.respond(&request, Transport::Udp, &mut out),
+            Reply::Drop
         );
         service.set_dropping(false);
-        assert!(
-            service
-                .respond(&request, Transport::Udp, &mut out)
-                .is_some()
+        assert!(answered(service.respond(
+            &request,
+            Transport::Udp,
+            &mut out
+        )));
+    }
+
+    #[test]
+    fn declined_requests_go_to_the_transfer_handler_once_there_is_one() {
+        struct Notimp;
+        impl TransferHandler for Notimp {
+            fn respond(
+                &self,
+                _: &[u8],
+                _: SocketAddr,
+                _: Transport,
+                out: &mut [u8],
+            ) -> DeclinedReply {
+                out[0] = 0xaa;
+                DeclinedReply::Answer(1)
+            }
+        }
+        let service = Service::new(Engine::new(EngineConfig::default()), ZoneSet::default());
+        let mut out = vec![0; MAX_MESSAGE_SIZE];
+        // An AXFR query for example.
+        let mut axfr = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7];
+        axfr.extend_from_slice(b"example\0\0\xfc\0\x01");
+        let client = SocketAddr::from(([127, 0, 0, 1], 5353));
+        // Without a handler the engine answers (REFUSED).
+        assert!(matches!(
+            service.respond(&axfr, Transport::Tcp, &mut out),
+            Reply::Answer(_)
+        ));
+        service.set_transfer_handler(Arc::new(Notimp));
+        assert_eq!(
+            service.respond(&axfr, Transport::Tcp, &mut out),
+            Reply::Declined
         );
+        assert!(matches!(
+            service.respond_declined(&axfr, client, Transport::Tcp, &mut out),
+            DeclinedReply::Answer(1)
+        ));
     }
 }

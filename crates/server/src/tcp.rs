@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep};
 
 use crate::counters::{TcpCounters, add};
-use crate::{Handler, MAX_MESSAGE_SIZE, Transport};
+use crate::{DeclinedReply, Handler, MAX_MESSAGE_SIZE, MessageStream, Reply, Transport};
 
 /// Pending connections the kernel queues before we accept them.
 const LISTEN_BACKLOG: i32 = 1024;
@@ -93,7 +93,7 @@ pub(crate) async fn accept_loop<H: Handler>(listener: TcpListener, shared: Arc<S
                         continue;
                     };
                     add(&shared.counters.connections_accepted, 1);
-                    connections.spawn(connection(stream, shared.clone(), permit));
+                    connections.spawn(connection(stream, peer, shared.clone(), permit));
                 }
                 Err(error) => {
                     add(&shared.counters.errors, 1);
@@ -126,6 +126,7 @@ impl Drop for OpenConnection {
 
 async fn connection<H: Handler>(
     mut stream: TcpStream,
+    peer: SocketAddr,
     shared: Arc<Shared<H>>,
     permit: OwnedSemaphorePermit,
 ) {
@@ -140,7 +141,7 @@ async fn connection<H: Handler>(
         tracing::debug!(%error, "TCP_NODELAY failed");
     }
     let (reader, writer) = stream.split();
-    let ending = Connection::new()
+    let ending = Connection::new(peer)
         .serve(
             reader,
             writer,
@@ -183,10 +184,15 @@ pub(crate) struct Connection {
     /// Framed answers; `output[written..]` is not yet sent.
     output: Vec<u8>,
     written: usize,
+    /// The client, for requests the engine declines (their access lists go by address).
+    peer: SocketAddr,
+    /// A multi-message answer (a zone transfer) still being produced: its messages are framed
+    /// into `output` as the client takes them, and later requests wait for it to end.
+    stream: Option<MessageStream>,
 }
 
 impl Connection {
-    pub(crate) fn new() -> Connection {
+    pub(crate) fn new(peer: SocketAddr) -> Connection {
         Connection {
             input: vec![0; INPUT_START],
             read_start: 0,
@@ -194,6 +200,8 @@ impl Connection {
             answer: vec![0; MAX_MESSAGE_SIZE].into_boxed_slice(),
             output: Vec::new(),
             written: 0,
+            peer,
+            stream: None,
         }
     }
 
@@ -219,7 +227,7 @@ impl Connection {
         let timer = sleep(config.idle_timeout);
         tokio::pin!(timer);
         loop {
-            if !reading && self.pending() == 0 {
+            if !reading && self.pending() == 0 && self.stream.is_none() {
                 return Ending::Closed;
             }
             let pending_before = self.pending();
@@ -284,33 +292,58 @@ impl Connection {
         let mut answered = 0;
         let mut dropped = 0;
         while self.pending() < WRITE_BACKLOG {
+            // A multi-message answer in progress goes first: answers leave in request order.
+            if let Some(stream) = &mut self.stream {
+                match stream.next() {
+                    Some(message) => {
+                        if !self.push_answer_from(&message) {
+                            // Cannot be framed: end the answer here; the client sees it cut.
+                            self.stream = None;
+                        }
+                    }
+                    None => self.stream = None,
+                }
+                continue;
+            }
             let unread = &self.input[self.read_start..self.read_end];
             let Some(&[high, low]) = unread.get(..2) else {
                 break;
             };
             let len = usize::from(u16::from_be_bytes([high, low]));
-            let Some(request) = unread.get(2..2 + len) else {
+            if unread.len() < 2 + len {
                 break;
-            };
+            }
+            let request = self.read_start + 2..self.read_start + 2 + len;
             self.read_start += 2 + len;
             taken += 1;
-            match handler.respond(request, Transport::Tcp, &mut self.answer) {
-                Some(n) => match (u16::try_from(n), self.answer.get(..n)) {
-                    (Ok(length), Some(answer)) => {
-                        if self.written > 0 && self.written >= self.pending() {
-                            // Move the unsent tail to the front when that copies less than
-                            // was already sent: the buffer stays bounded, copies stay small.
-                            self.output.drain(..self.written);
-                            self.written = 0;
-                        }
-                        // Length and message leave in one write (RFC 7766 section 8).
-                        self.output.extend_from_slice(&length.to_be_bytes());
-                        self.output.extend_from_slice(answer);
+            let reply = handler.respond(
+                &self.input[request.clone()],
+                Transport::Tcp,
+                &mut self.answer,
+            );
+            let declined = match reply {
+                Reply::Answer(n) => DeclinedReply::Answer(n),
+                Reply::Drop => DeclinedReply::Drop,
+                Reply::Declined => handler.respond_declined(
+                    &self.input[request],
+                    self.peer,
+                    Transport::Tcp,
+                    &mut self.answer,
+                ),
+            };
+            match declined {
+                DeclinedReply::Answer(n) => {
+                    if self.push_answer(n) {
                         answered += 1;
+                    } else {
+                        dropped += 1;
                     }
-                    _ => dropped += 1,
-                },
-                None => dropped += 1,
+                }
+                DeclinedReply::Drop => dropped += 1,
+                DeclinedReply::Messages(stream) => {
+                    self.stream = Some(stream);
+                    answered += 1;
+                }
             }
         }
         // Keep the partial request (if any) at the front, so that it always has room to finish.
@@ -330,6 +363,41 @@ impl Connection {
         add(&counters.dropped, dropped);
         taken
     }
+
+    /// Frames the first `n` octets of the answer buffer into the output; false if they cannot
+    /// be a message.
+    fn push_answer(&mut self, n: usize) -> bool {
+        let Some(answer) = self.answer.get(..n) else {
+            return false;
+        };
+        let Ok(length) = u16::try_from(n) else {
+            return false;
+        };
+        if self.written > 0 && self.written >= self.pending() {
+            // Move the unsent tail to the front when that copies less than was already sent:
+            // the buffer stays bounded, copies stay small.
+            self.output.drain(..self.written);
+            self.written = 0;
+        }
+        // Length and message leave in one write (RFC 7766 section 8).
+        self.output.extend_from_slice(&length.to_be_bytes());
+        self.output.extend_from_slice(answer);
+        true
+    }
+
+    /// Like [`Connection::push_answer`], for a message of a multi-message answer.
+    fn push_answer_from(&mut self, message: &[u8]) -> bool {
+        let Ok(length) = u16::try_from(message.len()) else {
+            return false;
+        };
+        if self.written > 0 && self.written >= self.pending() {
+            self.output.drain(..self.written);
+            self.written = 0;
+        }
+        self.output.extend_from_slice(&length.to_be_bytes());
+        self.output.extend_from_slice(message);
+        true
+    }
 }
 
 #[cfg(test)]
@@ -338,16 +406,36 @@ mod tests {
     use super::*;
     use tokio::io::duplex;
 
-    /// Answers a request with the request itself.
+    /// Answers a request with the request itself; `many` with three messages, `drop` not at
+    /// all.
     struct Echo;
     impl Handler for Echo {
-        fn respond(&self, request: &[u8], _: Transport, out: &mut [u8]) -> Option<usize> {
-            if request == b"drop" {
-                return None;
+        fn respond(&self, request: &[u8], _: Transport, out: &mut [u8]) -> Reply {
+            match request {
+                b"drop" => Reply::Drop,
+                b"many" => Reply::Declined,
+                _ => {
+                    out[..request.len()].copy_from_slice(request);
+                    Reply::Answer(request.len())
+                }
             }
-            out[..request.len()].copy_from_slice(request);
-            Some(request.len())
         }
+
+        fn respond_declined(
+            &self,
+            _: &[u8],
+            client: SocketAddr,
+            _: Transport,
+            _: &mut [u8],
+        ) -> DeclinedReply {
+            assert_eq!(client, peer());
+            let messages = vec![b"m1".to_vec(), vec![b'x'; 40_000], b"m3".to_vec()];
+            DeclinedReply::Messages(Box::new(messages.into_iter()))
+        }
+    }
+
+    fn peer() -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 1], 4242))
     }
 
     fn frame(message: &[u8]) -> Vec<u8> {
@@ -371,7 +459,7 @@ mod tests {
             let counters = TcpCounters::default();
             let config = TcpConfig::default();
             let serve = async {
-                Connection::new()
+                Connection::new(peer())
                     .serve(server_read, server_write, &Echo, &config, &counters)
                     .await
             };
@@ -424,7 +512,7 @@ mod tests {
             let big = vec![7; MAX_MESSAGE_SIZE];
             let mut bytes = frame(&big);
             bytes.extend(frame(b"small"));
-            let mut connection = Connection::new();
+            let mut connection = Connection::new(peer());
             let serve = connection.serve(server_read, server_write, &Echo, &config, &counters);
             let talk = async {
                 write.write_all(&bytes).await.unwrap();
@@ -452,7 +540,7 @@ mod tests {
             let (mut read, mut write) = tokio::io::split(client);
             write.write_all(&[0, 0, 0, 1, b'x']).await.unwrap();
             write.shutdown().await.unwrap();
-            let mut connection = Connection::new();
+            let mut connection = Connection::new(peer());
             let serve = connection.serve(server_read, server_write, &Echo, &config, &counters);
             let mut answers = Vec::new();
             let (ending, _) = tokio::time::timeout(Duration::from_secs(5), async {
@@ -462,6 +550,39 @@ mod tests {
             .unwrap();
             assert!(matches!(ending, Ending::Closed));
             assert_eq!(answers, [0, 0, 0, 1, b'x']);
+        });
+    }
+
+    #[test]
+    fn rfc5936_2_2_multi_message_answer_is_framed_before_the_next_answer() {
+        runtime().block_on(async {
+            let (client, server) = duplex(1 << 10);
+            let (server_read, server_write) = tokio::io::split(server);
+            let counters = TcpCounters::default();
+            let config = TcpConfig::default();
+            let (mut read, mut write) = tokio::io::split(client);
+            let mut bytes = frame(b"many");
+            bytes.extend(frame(b"after"));
+            let mut connection = Connection::new(peer());
+            let serve = connection.serve(server_read, server_write, &Echo, &config, &counters);
+            let talk = async {
+                write.write_all(&bytes).await.unwrap();
+                write.shutdown().await.unwrap();
+                let mut answers = Vec::new();
+                read.read_to_end(&mut answers).await.unwrap();
+                answers
+            };
+            let (ending, answers) =
+                tokio::time::timeout(Duration::from_secs(5), async { tokio::join!(serve, talk) })
+                    .await
+                    .unwrap();
+            assert!(matches!(ending, Ending::Closed), "{ending:?}");
+            let mut expected = frame(b"m1");
+            expected.extend(frame(&[b'x'; 40_000]));
+            expected.extend(frame(b"m3"));
+            expected.extend(frame(b"after"));
+            assert_eq!(answers.len(), expected.len());
+            assert!(answers == expected);
         });
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::counters::{UdpCounters, add};
-use crate::{Handler, MAX_MESSAGE_SIZE, Transport};
+use crate::{DeclinedReply, Handler, MAX_MESSAGE_SIZE, Reply, Transport};
 use anyns_netsys::{Batch, Poller};
 
 /// How long an idle worker waits for a datagram before it looks at the stop flag again: the
@@ -141,12 +141,27 @@ impl<H: Handler> Worker<H> {
                 continue;
             };
             let handler = &self.handler;
-            match catch_unwind(AssertUnwindSafe(|| {
+            let reply = catch_unwind(AssertUnwindSafe(|| {
                 handler.respond(request, Transport::Udp, out)
-            })) {
-                Ok(Some(len)) if len <= MAX_MESSAGE_SIZE => batch.queue_reply(i, len),
-                Ok(_) => dropped += 1,
-                Err(_) => panics += 1,
+            }));
+            let len = match reply {
+                Ok(Reply::Answer(len)) => Some(len),
+                Ok(Reply::Drop) => None,
+                Ok(Reply::Declined) => match self.answer_declined(batch, i) {
+                    Ok(len) => len,
+                    Err(()) => {
+                        panics += 1;
+                        continue;
+                    }
+                },
+                Err(_) => {
+                    panics += 1;
+                    continue;
+                }
+            };
+            match len {
+                Some(len) if len <= MAX_MESSAGE_SIZE => batch.queue_reply(i, len),
+                _ => dropped += 1,
             }
         }
         if panics > 0 {
@@ -159,5 +174,25 @@ impl<H: Handler> Worker<H> {
         add(&self.counters.queries_received, n as u64);
         add(&self.counters.dropped, dropped);
         add(&self.counters.handler_panics, panics);
+    }
+
+    /// The rare path: a request the engine declined, handed over with its source address.
+    /// `Err` when the handler panicked.
+    fn answer_declined(&self, batch: &mut Batch, i: usize) -> Result<Option<usize>, ()> {
+        let Some(client) = batch.source(i) else {
+            return Ok(None);
+        };
+        let Some((request, out)) = batch.slot(i) else {
+            return Ok(None);
+        };
+        let handler = &self.handler;
+        match catch_unwind(AssertUnwindSafe(|| {
+            handler.respond_declined(request, client, Transport::Udp, out)
+        })) {
+            Ok(DeclinedReply::Answer(len)) => Ok(Some(len)),
+            // Several messages cannot go over UDP.
+            Ok(DeclinedReply::Drop | DeclinedReply::Messages(_)) => Ok(None),
+            Err(_) => Err(()),
+        }
     }
 }

@@ -81,6 +81,20 @@ fn rfc7766_6_2_1_1_pipelined_queries_in_one_write_get_two_answers() {
 }
 
 #[test]
+fn tcp_declined_request_reaches_the_handler_with_the_client_address() {
+    let rt = runtime();
+    let server = start(&config(&["127.0.0.1:0"]), &rt);
+    let mut stream = connect(server.local_addrs()[0]);
+    stream.write_all(&framed(&query(5, b"S"))).unwrap();
+    let answer = read_framed(&mut stream).unwrap();
+    assert_eq!(
+        &answer[12..],
+        stream.local_addr().unwrap().to_string().as_bytes()
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
 fn tcp_ipv6_query_is_answered() {
     if !ipv6_loopback() {
         return;

@@ -30,6 +30,21 @@ fn udp_ipv4_query_is_answered() {
 }
 
 #[test]
+fn udp_declined_request_reaches_the_handler_with_the_client_address() {
+    let rt = runtime();
+    let server = start(&config(&["127.0.0.1:0"]), &rt);
+    let addr = server.local_addrs()[0];
+    let client = udp_client("127.0.0.1:0");
+    let request = query(9, b"S");
+    let (answer, _) = udp_exchange(&client, addr, &request);
+    assert_eq!(
+        &answer[12..],
+        client.local_addr().unwrap().to_string().as_bytes()
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
 fn udp_ipv6_query_is_answered() {
     if !ipv6_loopback() {
         return;

@@ -25,7 +25,9 @@ use tracing::{debug, info, warn};
 
 use crate::acl::Acl;
 use crate::notify::{Notifier, NotifyRequest, NotifyRetry, answer_notify};
-use crate::primary::{Journal, TransferPolicy, answer_soa_query, answer_transfer};
+use crate::primary::{
+    Journal, TransferAnswer, TransferPolicy, answer_soa_query, answer_transfer, answer_transfer_udp,
+};
 use crate::secondary::{Action, Freshness, OpId, Restored, Secondary, SecondaryConfig};
 use crate::store::{SavedState, ZoneStore};
 use crate::transfer::{
@@ -157,6 +159,14 @@ pub enum ZoneEvent {
     Publish(Arc<Zone>),
     /// Stop serving the zone: it expired.
     Expired(Name),
+    /// A refresh succeeded (the zone is current with a primary).
+    Refreshed(Name),
+    /// An SOA query or a transfer failed; the zone keeps what it had. For status and logs.
+    Failed {
+        zone: Name,
+        primary: SocketAddr,
+        error: TransferError,
+    },
 }
 
 enum Command {
@@ -194,6 +204,11 @@ impl SecondaryHandle {
     /// A receiver that sees every change of freshness.
     pub fn watch_freshness(&self) -> watch::Receiver<Freshness> {
         self.freshness.clone()
+    }
+
+    /// Asks the zone's task to stop, without waiting (for owners that share the handle).
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Shutdown);
     }
 
     /// Stops the zone's task and waits for it.
@@ -262,8 +277,17 @@ async fn run_secondary(
                     let (zone, timeout, tx) =
                         (zone.clone(), core.config().soa_timeout, results_tx.clone());
                     debug!(zone = %zone, primary = %p.addr, "SOA query");
+                    let events = events.clone();
                     running.push(tokio::spawn(async move {
                         let r = query_soa(p.addr, &zone, p.key.as_ref(), timeout).await;
+                        if let Err(e) = &r {
+                            warn!(zone = %zone, primary = %p.addr, error = %e, "SOA query failed");
+                            events(ZoneEvent::Failed {
+                                zone: zone.clone(),
+                                primary: p.addr,
+                                error: e.clone(),
+                            });
+                        }
                         let _ = tx.send((op, OpResult::Soa(r)));
                     }));
                 }
@@ -278,10 +302,21 @@ async fn run_secondary(
                     );
                     let current = core.zone().cloned();
                     debug!(zone = %zone, primary = %p.addr, ?kind, "transfer");
+                    let events = events.clone();
                     running.push(tokio::spawn(async move {
                         let r = run_transfer(p.addr, &zone, kind, current, p.key.as_ref(), timeout).await;
-                        if let Err(e) = &r {
-                            warn!(zone = %zone, primary = %p.addr, ?kind, error = %e, "transfer failed");
+                        match &r {
+                            Err(e) => {
+                                warn!(zone = %zone, primary = %p.addr, ?kind, error = %e, "transfer failed");
+                                events(ZoneEvent::Failed { zone: zone.clone(), primary: p.addr, error: e.clone() });
+                            }
+                            Ok(Transferred::Incremental { diffs, .. }) => {
+                                info!(zone = %zone, primary = %p.addr, steps = diffs.len(), "IXFR received");
+                            }
+                            Ok(Transferred::Full(z)) => {
+                                info!(zone = %zone, primary = %p.addr, ?kind, serial = z.serial(), records = z.record_count(), "full transfer received");
+                            }
+                            Ok(Transferred::UpToDate { .. }) => {}
                         }
                         let _ = tx.send((op, OpResult::Transfer(r)));
                     }));
@@ -301,6 +336,7 @@ async fn run_secondary(
                             warn!(zone = %zone, error = %e, "cannot store the zone's timers");
                         }
                     }
+                    events(ZoneEvent::Refreshed(zone.clone()));
                 }
                 Action::Expired => {
                     warn!(zone = %zone, "zone expired: no successful refresh within EXPIRE");
@@ -455,8 +491,8 @@ pub struct NotifyTarget {
 pub struct TransferServer {
     zones: RwLock<Arc<ZoneSet>>,
     journal: RwLock<Journal>,
-    policy: TransferPolicy,
-    notify_targets: HashMap<Name, Vec<NotifyTarget>>,
+    policy: RwLock<Arc<TransferPolicy>>,
+    notify_targets: RwLock<HashMap<Name, Vec<NotifyTarget>>>,
     notify_tx: Option<mpsc::UnboundedSender<Name>>,
 }
 
@@ -470,13 +506,14 @@ impl TransferServer {
         Arc::new(TransferServer {
             zones: RwLock::new(Arc::new(zones)),
             journal: RwLock::new(journal),
-            policy,
-            notify_targets,
+            policy: RwLock::new(Arc::new(policy)),
+            notify_targets: RwLock::new(notify_targets),
             notify_tx: None,
         })
     }
 
-    /// Like [`TransferServer::new`], and starts the NOTIFY sender (RFC 1996) on `socket`.
+    /// Like [`TransferServer::new`], and starts the NOTIFY sender (RFC 1996) on `socket`. A
+    /// socket bound to `[::]` also reaches IPv4 targets (as IPv4-mapped addresses).
     pub fn with_notify(
         zones: ZoneSet,
         journal: Journal,
@@ -489,8 +526,8 @@ impl TransferServer {
         let server = Arc::new(TransferServer {
             zones: RwLock::new(Arc::new(zones)),
             journal: RwLock::new(journal),
-            policy,
-            notify_targets,
+            policy: RwLock::new(Arc::new(policy)),
+            notify_targets: RwLock::new(notify_targets),
             notify_tx: Some(tx),
         });
         let task = tokio::spawn(run_notifier(server.clone(), socket, rx, retry));
@@ -501,15 +538,48 @@ impl TransferServer {
         self.zones.read().map(|z| z.clone()).unwrap_or_default()
     }
 
+    pub fn policy(&self) -> Arc<TransferPolicy> {
+        self.policy.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the keys and access lists (a configuration reload).
+    pub fn set_policy(&self, policy: TransferPolicy) {
+        if let Ok(mut p) = self.policy.write() {
+            *p = Arc::new(policy);
+        }
+    }
+
+    /// Replaces the secondaries to notify (a configuration reload).
+    pub fn set_notify_targets(&self, targets: HashMap<Name, Vec<NotifyTarget>>) {
+        if let Ok(mut t) = self.notify_targets.write() {
+            *t = targets;
+        }
+    }
+
+    fn notify_targets_of(&self, zone: &Name) -> Vec<NotifyTarget> {
+        self.notify_targets
+            .read()
+            .ok()
+            .and_then(|t| t.get(zone).cloned())
+            .unwrap_or_default()
+    }
+
     /// Serves a new version of a zone: records the difference in the journal (for IXFR) and
-    /// notifies the zone's secondaries.
-    pub fn update_zone(&self, zone: Arc<Zone>) {
+    /// notifies the zone's secondaries. Returns whether the serial changed (or the zone is new);
+    /// the same version again changes nothing.
+    pub fn update_zone(&self, zone: Arc<Zone>) -> bool {
         let origin = zone.origin().clone();
+        let changed;
         {
             let Ok(mut zones) = self.zones.write() else {
-                return;
+                return false;
             };
-            if let Some(old) = zones.get(&origin) {
+            let old = zones.get(&origin).cloned();
+            if old.as_ref().is_some_and(|old| Arc::ptr_eq(old, &zone)) {
+                return false;
+            }
+            changed = old.as_ref().is_none_or(|old| old.serial() != zone.serial());
+            if let Some(old) = &old {
                 if let Ok(mut journal) = self.journal.write() {
                     journal.record_change(old, &zone);
                 }
@@ -522,26 +592,106 @@ impl TransferServer {
             all.push(zone);
             *zones = Arc::new(ZoneSet::new(all));
         }
-        if let Some(tx) = &self.notify_tx {
-            let _ = tx.send(origin);
+        if changed {
+            if let Some(tx) = &self.notify_tx {
+                let _ = tx.send(origin);
+            }
         }
+        changed
+    }
+
+    /// Serves a new version of a zone nobody transfers from us: no journal entry (computing
+    /// the difference costs a pass over both versions) and no NOTIFY. Its journal is dropped,
+    /// so that a later IXFR cannot bridge the untracked step.
+    pub fn replace_zone(&self, zone: Arc<Zone>) {
+        let origin = zone.origin().clone();
+        if let Ok(mut zones) = self.zones.write() {
+            let mut all: Vec<Arc<Zone>> = zones
+                .iter()
+                .filter(|z| z.origin() != &origin)
+                .cloned()
+                .collect();
+            all.push(zone);
+            *zones = Arc::new(ZoneSet::new(all));
+        }
+        if let Ok(mut journal) = self.journal.write() {
+            journal.forget(&origin);
+        }
+    }
+
+    /// Stops serving a zone (removed from the configuration, or expired) and forgets its
+    /// journal.
+    pub fn remove_zone(&self, origin: &Name) {
+        if let Ok(mut zones) = self.zones.write() {
+            if zones.get(origin).is_some() {
+                let all: Vec<Arc<Zone>> = zones
+                    .iter()
+                    .filter(|z| z.origin() != origin)
+                    .cloned()
+                    .collect();
+                *zones = Arc::new(ZoneSet::new(all));
+            }
+        }
+        if let Ok(mut journal) = self.journal.write() {
+            journal.forget(origin);
+        }
+    }
+
+    /// Steps kept in the journal for `zone`.
+    pub fn journal_len(&self, zone: &Name) -> usize {
+        self.journal.read().map_or(0, |j| j.len(zone))
     }
 
     /// The response messages to a transfer request (see [`answer_transfer`]).
     pub fn answer_transfer(&self, request: &[u8], client: IpAddr) -> Vec<Vec<u8>> {
+        self.transfer_answer(request, client).collect()
+    }
+
+    /// The response messages to a transfer request over TCP, built as they are taken (the
+    /// data plane frames them as the client reads).
+    pub fn transfer_answer(&self, request: &[u8], client: IpAddr) -> TransferAnswer {
         let zones = self.zones();
+        let policy = self.policy();
         let Ok(journal) = self.journal.read() else {
-            return Vec::new();
+            return answer_transfer(
+                request,
+                client,
+                &zones,
+                &Journal::new(0),
+                &policy,
+                SystemTime::now(),
+            );
         };
         answer_transfer(
             request,
             client,
             &zones,
             &journal,
-            &self.policy,
+            &policy,
             SystemTime::now(),
         )
-        .collect()
+    }
+
+    /// The answer to a transfer request that came over UDP (see [`answer_transfer_udp`]).
+    pub fn answer_transfer_udp(&self, request: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        answer_transfer_udp(
+            request,
+            client,
+            &self.zones(),
+            &self.policy(),
+            SystemTime::now(),
+        )
+    }
+
+    /// Answers a TSIG-signed (or plain) SOA query (see [`answer_soa_query`]).
+    pub fn answer_soa(&self, request: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        answer_soa_query(
+            request,
+            client,
+            &self.zones(),
+            &self.policy(),
+            SystemTime::now(),
+        )
     }
 
     /// Answers one request on a transfer connection: transfers, signed or plain SOA queries.
@@ -551,15 +701,7 @@ impl TransferServer {
             Some(anyns_wire::Rtype::AXFR) | Some(anyns_wire::Rtype::IXFR) => {
                 self.answer_transfer(request, client)
             }
-            _ => answer_soa_query(
-                request,
-                client,
-                &self.zones(),
-                &self.policy,
-                SystemTime::now(),
-            )
-            .into_iter()
-            .collect(),
+            _ => self.answer_soa(request, client).into_iter().collect(),
         }
     }
 
@@ -589,18 +731,26 @@ impl TransferServer {
         let mut buf = vec![0u8; 65_535];
         loop {
             let (n, from) = socket.recv_from(&mut buf).await?;
-            let zones = self.zones();
-            if let Some(reply) = answer_soa_query(
-                &buf[..n],
-                from.ip(),
-                &zones,
-                &self.policy,
-                SystemTime::now(),
-            ) {
+            if let Some(reply) = self.answer_soa(&buf[..n], from.ip()) {
                 let _ = socket.send_to(&reply, from).await;
             }
         }
     }
+}
+
+/// The address to send to from `socket`: an IPv4 target as IPv4-mapped when the socket is IPv6.
+fn send_addr(socket: &UdpSocket, target: SocketAddr) -> SocketAddr {
+    match (socket.local_addr(), target) {
+        (Ok(SocketAddr::V6(_)), SocketAddr::V4(v4)) => {
+            SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port()))
+        }
+        _ => target,
+    }
+}
+
+/// A received address as the target it answers for: IPv4-mapped back to IPv4.
+fn canonical_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::from((addr.ip().to_canonical(), addr.port()))
 }
 
 async fn run_notifier(
@@ -620,10 +770,10 @@ async fn run_notifier(
                 continue;
             };
             let key = server
-                .notify_targets
-                .get(&send.zone)
-                .and_then(|ts| ts.iter().find(|t| t.addr == send.target))
-                .and_then(|t| t.key.clone());
+                .notify_targets_of(&send.zone)
+                .into_iter()
+                .find(|t| t.addr == send.target)
+                .and_then(|t| t.key);
             let soa = soa_record(zone);
             match NotifyRequest::new(
                 &send.zone,
@@ -634,7 +784,9 @@ async fn run_notifier(
             ) {
                 Ok((req, bytes)) => {
                     debug!(zone = %send.zone, target = %send.target, attempt = send.attempt, "NOTIFY");
-                    let _ = socket.send_to(&bytes, send.target).await;
+                    let _ = socket
+                        .send_to(&bytes, send_addr(&socket, send.target))
+                        .await;
                     outstanding.insert((req.id(), send.target), (send.zone.clone(), req));
                 }
                 Err(e) => warn!(zone = %send.zone, error = %e, "cannot build NOTIFY"),
@@ -653,10 +805,10 @@ async fn run_notifier(
             change = changes.recv() => match change {
                 Some(zone) => {
                     let targets: Vec<SocketAddr> = server
-                        .notify_targets
-                        .get(&zone)
-                        .map(|ts| ts.iter().map(|t| t.addr).collect())
-                        .unwrap_or_default();
+                        .notify_targets_of(&zone)
+                        .iter()
+                        .map(|t| t.addr)
+                        .collect();
                     outstanding.retain(|_, (z, _)| z != &zone);
                     notifier.zone_changed(&zone, &targets, Instant::now());
                 }
@@ -664,6 +816,7 @@ async fn run_notifier(
             },
             received = socket.recv_from(&mut buf) => {
                 let Ok((n, from)) = received else { continue };
+                let from = canonical_addr(from);
                 if n < 2 {
                     continue;
                 }

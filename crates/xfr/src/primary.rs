@@ -238,6 +238,97 @@ impl Iterator for TransferAnswer {
     }
 }
 
+/// A transfer request that passed its checks: TSIG, question, zone, access list.
+struct Checked<'z> {
+    msg: Message<Vec<u8>>,
+    seq: Option<ServerSequence<Arc<Key>>>,
+    qname: Name,
+    qtype: Rtype,
+    zone: &'z Arc<Zone>,
+    soa: Record,
+}
+
+/// The single error message answering `msg`, signed when the request was.
+fn error_answer(
+    msg: &Message<Vec<u8>>,
+    rcode: DRcode,
+    seq: Option<ServerSequence<Arc<Key>>>,
+    now: SystemTime,
+) -> Option<Vec<u8>> {
+    let mut builder = MessageBuilder::new_vec()
+        .start_error(msg, rcode)
+        .additional();
+    if let Some(mut seq) = seq {
+        seq.answer(&mut builder, time48(now)).ok()?;
+    }
+    Some(builder.finish())
+}
+
+impl TransferAnswer {
+    /// One error message, or nothing.
+    fn error(msg: Option<Vec<u8>>) -> Self {
+        match msg {
+            Some(b) => TransferAnswer::single(b),
+            None => TransferAnswer::none(),
+        }
+    }
+}
+
+/// Checks a transfer request; `Err` holds the error answer (if any deserves to be sent).
+fn check_transfer_request<'z>(
+    request: &[u8],
+    client: IpAddr,
+    zones: &'z ZoneSet,
+    policy: &TransferPolicy,
+    now: SystemTime,
+) -> Result<Checked<'z>, Option<Vec<u8>>> {
+    let Ok(mut msg) = Message::from_octets(request.to_vec()) else {
+        return Err(None);
+    };
+    if msg.header().qr() {
+        return Err(None);
+    }
+    let seq = match ServerSequence::request(&policy.keys, &mut msg, time48(now)) {
+        Ok(seq) => seq,
+        Err(e) => return Err(tsig_error_response(e, &msg)),
+    };
+    let key_name = seq.as_ref().and_then(|s| our_name(s.key().name()).ok());
+    let (qname, qtype) = match msg.sole_question() {
+        Ok(question) => {
+            let qtype = Rtype(question.qtype().to_int());
+            match our_name(question.qname()) {
+                Ok(qname)
+                    if msg.header().opcode() == DOpcode::QUERY
+                        && matches!(qtype, Rtype::AXFR | Rtype::IXFR)
+                        && question.qclass() == domain::base::iana::Class::IN =>
+                {
+                    (qname, qtype)
+                }
+                _ => return Err(error_answer(&msg, DRcode::FORMERR, seq, now)),
+            }
+        }
+        Err(_) => return Err(error_answer(&msg, DRcode::FORMERR, seq, now)),
+    };
+    let Some(zone) = zones.get(&qname) else {
+        return Err(error_answer(&msg, DRcode::NOTAUTH, seq, now));
+    };
+    if !policy.acl(&qname).allows(client, key_name.as_ref()) {
+        // RFC 5936 section 6: a transfer not allowed is REFUSED.
+        return Err(error_answer(&msg, DRcode::REFUSED, seq, now));
+    }
+    let Some(soa) = soa_record(zone) else {
+        return Err(error_answer(&msg, DRcode::SERVFAIL, seq, now));
+    };
+    Ok(Checked {
+        msg,
+        seq,
+        qname,
+        qtype,
+        zone,
+        soa,
+    })
+}
+
 /// Answers an AXFR or IXFR request received over TCP from `client`.
 ///
 /// Yields nothing for input that deserves no answer (not a request); otherwise one message for
@@ -253,76 +344,61 @@ pub fn answer_transfer(
     policy: &TransferPolicy,
     now: SystemTime,
 ) -> TransferAnswer {
-    let Ok(mut msg) = Message::from_octets(request.to_vec()) else {
-        return TransferAnswer::none();
+    let c = match check_transfer_request(request, client, zones, policy, now) {
+        Ok(c) => c,
+        Err(answer) => return TransferAnswer::error(answer),
     };
-    if msg.header().qr() {
-        return TransferAnswer::none();
-    }
-    let seq = match ServerSequence::request(&policy.keys, &mut msg, time48(now)) {
-        Ok(seq) => seq,
-        Err(e) => {
-            return match tsig_error_response(e, &msg) {
-                Some(b) => TransferAnswer::single(b),
-                None => TransferAnswer::none(),
-            };
-        }
-    };
-    let key_name = seq.as_ref().and_then(|s| our_name(s.key().name()).ok());
-    let error = |rcode: DRcode, seq: Option<ServerSequence<Arc<Key>>>| {
-        let mut builder = MessageBuilder::new_vec()
-            .start_error(&msg, rcode)
-            .additional();
-        if let Some(mut seq) = seq {
-            if seq.answer(&mut builder, time48(now)).is_err() {
-                return TransferAnswer::none();
-            }
-        }
-        TransferAnswer::single(builder.finish())
-    };
-    let question = match msg.sole_question() {
-        Ok(q) => q,
-        Err(_) => return error(DRcode::FORMERR, seq),
-    };
-    let qtype = Rtype(question.qtype().to_int());
-    let Ok(qname) = our_name(question.qname()) else {
-        return error(DRcode::FORMERR, seq);
-    };
-    if msg.header().opcode() != DOpcode::QUERY
-        || !matches!(qtype, Rtype::AXFR | Rtype::IXFR)
-        || question.qclass() != domain::base::iana::Class::IN
-    {
-        return error(DRcode::FORMERR, seq);
-    }
-    let Some(zone) = zones.get(&qname) else {
-        return error(DRcode::NOTAUTH, seq);
-    };
-    if !policy.acl(&qname).allows(client, key_name.as_ref()) {
-        // RFC 5936 section 6: a transfer not allowed is REFUSED.
-        return error(DRcode::REFUSED, seq);
-    }
-    let Some(soa) = soa_record(zone) else {
-        return error(DRcode::SERVFAIL, seq);
-    };
-    let records = if qtype == Rtype::IXFR {
-        let Some(client_serial) = ixfr_client_serial(&msg, &qname) else {
-            return error(DRcode::FORMERR, seq);
+    let records = if c.qtype == Rtype::IXFR {
+        let Some(client_serial) = ixfr_client_serial(&c.msg, &c.qname) else {
+            return TransferAnswer::error(error_answer(&c.msg, DRcode::FORMERR, c.seq, now));
         };
-        ixfr_records(zone, soa, client_serial, journal)
+        ixfr_records(c.zone, c.soa, client_serial, journal)
     } else {
-        axfr_records(zone, soa)
+        axfr_records(c.zone, c.soa)
     };
     TransferAnswer {
-        id: msg.header().id(),
-        question: Some((qname, qtype)),
+        id: c.msg.header().id(),
+        question: Some((c.qname, c.qtype)),
         records: records.into_iter(),
         pending: None,
-        seq,
+        seq: c.seq,
         now,
         first: true,
         finished: false,
         single: None,
     }
+}
+
+/// Answers an AXFR or IXFR request that came over UDP, as Knot DNS 3.2 does: after the same
+/// checks as [`answer_transfer`], AXFR gets NOTIMP (RFC 5936 section 4.1: AXFR is TCP only) and
+/// IXFR our current SOA alone (RFC 1995 section 2: "the client should retry over TCP" when
+/// behind; condensed UDP answers are not given).
+pub fn answer_transfer_udp(
+    request: &[u8],
+    client: IpAddr,
+    zones: &ZoneSet,
+    policy: &TransferPolicy,
+    now: SystemTime,
+) -> Option<Vec<u8>> {
+    let c = match check_transfer_request(request, client, zones, policy, now) {
+        Ok(c) => c,
+        Err(answer) => return answer,
+    };
+    if c.qtype == Rtype::AXFR {
+        return error_answer(&c.msg, DRcode::NOTIMP, c.seq, now);
+    }
+    let mut answer = TransferAnswer {
+        id: c.msg.header().id(),
+        question: Some((c.qname, c.qtype)),
+        records: vec![c.soa].into_iter(),
+        pending: None,
+        seq: c.seq,
+        now,
+        first: true,
+        finished: false,
+        single: None,
+    };
+    answer.next()
 }
 
 /// RFC 1995 section 3: the client's SOA is in the authority section.
@@ -494,6 +570,37 @@ mod tests {
         };
         let answer = answer_soa_query(&request, client, &zones, &other, signed_at).unwrap();
         assert_eq!(rcode_and_tsig_error(&answer), (9, Some(17)));
+    }
+
+    #[test]
+    fn rfc5936_4_1_transfers_over_udp_as_knot_answers_them() {
+        use crate::transfer::{Transfer, TransferKind};
+        let zones = ZoneSet::new([zone(5, "")]);
+        let client: IpAddr = "192.0.2.9".parse().unwrap();
+        let allowed = TransferPolicy {
+            default_acl: Acl::addresses([client]),
+            ..TransferPolicy::default()
+        };
+        let request = |kind| {
+            let current = (kind == TransferKind::Ixfr).then(|| zone(3, ""));
+            Transfer::new(&origin(), kind, current, 7, None, wall())
+                .unwrap()
+                .1
+        };
+        let rcode = |b: &[u8]| Message::from_octets(b.to_vec()).unwrap().header().rcode();
+        // AXFR: NOTIMP once allowed, REFUSED before that.
+        let axfr = request(TransferKind::Axfr);
+        let a = answer_transfer_udp(&axfr, client, &zones, &allowed, wall()).unwrap();
+        assert_eq!(rcode(&a), DRcode::NOTIMP);
+        let refused =
+            answer_transfer_udp(&axfr, client, &zones, &TransferPolicy::default(), wall());
+        assert_eq!(rcode(&refused.unwrap()), DRcode::REFUSED);
+        // IXFR: our SOA alone, whatever the client holds.
+        let ixfr = request(TransferKind::Ixfr);
+        let a = answer_transfer_udp(&ixfr, client, &zones, &allowed, wall()).unwrap();
+        let m = Message::from_octets(a).unwrap();
+        assert_eq!(m.header().rcode(), DRcode::NOERROR);
+        assert_eq!(m.header_counts().ancount(), 1);
     }
 
     #[test]

@@ -8,4 +8,4 @@ pub mod model;
 pub use builder::{Built, Diagnostic, Location, ZoneBuilder, ZoneErrors, soa_fields, soa_serial};
 pub use diff::{Record, ZoneDiff, apply_diffs, build_zone, zone_diff, zone_records};
 pub use file::{load_zone_file, load_zone_text};
-pub use model::{Node, RRset, Zone, ZoneSet};
+pub use model::{Node, RRset, Zone, ZoneLookup, ZoneSet};

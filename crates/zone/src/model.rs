@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyns_wire::{Name, Rtype};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// One RRset: all records of one owner and type (RFC 2181 section 5).
 ///
@@ -193,29 +193,68 @@ impl Zone {
 }
 
 /// Every zone a node serves, keyed by origin. Immutable; replaced whole on reload.
+///
+/// Besides the zones with data it can hold zones that are configured but cannot be served: a
+/// secondary zone not transferred yet, or expired (RFC 1035 section 3.3.13). Queries for them
+/// get SERVFAIL rather than an answer from an enclosing zone or REFUSED.
 #[derive(Debug, Default)]
 pub struct ZoneSet {
     zones: FxHashMap<Name, Arc<Zone>>,
+    unavailable: FxHashSet<Name>,
+}
+
+/// Where a query name belongs, from [`ZoneSet::lookup`].
+#[derive(Debug, Clone, Copy)]
+pub enum ZoneLookup<'a> {
+    Zone(&'a Arc<Zone>),
+    /// The closest enclosing zone is configured but has no data to serve.
+    Unavailable,
+    NotOurs,
 }
 
 impl ZoneSet {
     pub fn new(zones: impl IntoIterator<Item = Arc<Zone>>) -> Self {
         ZoneSet {
             zones: zones.into_iter().map(|z| (z.origin().clone(), z)).collect(),
+            unavailable: FxHashSet::default(),
         }
+    }
+
+    /// The same set, plus zones that are configured but have no data to serve. A name that
+    /// also has a zone keeps its zone.
+    pub fn with_unavailable(mut self, names: impl IntoIterator<Item = Name>) -> Self {
+        self.unavailable = names
+            .into_iter()
+            .filter(|n| !self.zones.contains_key(n))
+            .collect();
+        self
     }
 
     /// The zone with the longest origin that `qname` (lowercase wire) is at or below.
     pub fn find(&self, qname: &[u8]) -> Option<&Arc<Zone>> {
-        if self.zones.is_empty() {
-            return None;
+        match self.lookup(qname) {
+            ZoneLookup::Zone(z) => Some(z),
+            ZoneLookup::Unavailable | ZoneLookup::NotOurs => None,
+        }
+    }
+
+    /// Like [`ZoneSet::find`], telling an unavailable closest zone from no zone at all.
+    pub fn lookup(&self, qname: &[u8]) -> ZoneLookup<'_> {
+        if self.zones.is_empty() && self.unavailable.is_empty() {
+            return ZoneLookup::NotOurs;
         }
         let mut name = qname;
         loop {
             if let Some(z) = self.zones.get(name) {
-                return Some(z);
+                return ZoneLookup::Zone(z);
             }
-            name = anyns_wire::name::parent(name)?;
+            if !self.unavailable.is_empty() && self.unavailable.contains(name) {
+                return ZoneLookup::Unavailable;
+            }
+            match anyns_wire::name::parent(name) {
+                Some(parent) => name = parent,
+                None => return ZoneLookup::NotOurs,
+            }
         }
     }
 
@@ -223,8 +262,14 @@ impl ZoneSet {
         self.zones.get(origin)
     }
 
+    /// The zones with data (not the unavailable ones).
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Zone>> {
         self.zones.values()
+    }
+
+    /// The zones configured but without data to serve.
+    pub fn unavailable(&self) -> impl Iterator<Item = &Name> {
+        self.unavailable.iter()
     }
 
     pub fn len(&self) -> usize {

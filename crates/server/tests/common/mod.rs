@@ -8,26 +8,30 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyns_server::{Handler, Server, ServerConfig, Transport};
+use anyns_server::{DeclinedReply, Handler, Reply, Server, ServerConfig, Transport};
 
 /// The longest any test waits for something that should happen.
 pub const WAIT: Duration = Duration::from_secs(3);
 
 /// Answers by request content, after the 12-octet header: `D` drop, `P` panic, `B` a largest
-/// message (65535 octets), anything else an echo with QR set and one octet naming the transport.
+/// message (65535 octets), `S` declined and then answered with the client's address as text
+/// after the header, anything else an echo with QR set and one octet naming the transport.
 pub struct TestHandler;
 
 impl Handler for TestHandler {
-    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
-        let header = request.get(..12)?;
+    fn respond(&self, request: &[u8], transport: Transport, out: &mut [u8]) -> Reply {
+        let Some(header) = request.get(..12) else {
+            return Reply::Drop;
+        };
         match request.get(12) {
-            Some(b'D') => None,
+            Some(b'D') => Reply::Drop,
             Some(b'P') => panic!("query of death (expected by the test)"),
+            Some(b'S') => Reply::Declined,
             Some(b'B') => {
                 out[..12].copy_from_slice(header);
                 out[2] |= 0x80;
                 out[12..].fill(b'B');
-                Some(out.len())
+                Reply::Answer(out.len())
             }
             _ => {
                 out[..request.len()].copy_from_slice(request);
@@ -36,9 +40,23 @@ impl Handler for TestHandler {
                     Transport::Udp => b'U',
                     Transport::Tcp => b'T',
                 };
-                Some(request.len() + 1)
+                Reply::Answer(request.len() + 1)
             }
         }
+    }
+
+    fn respond_declined(
+        &self,
+        request: &[u8],
+        client: SocketAddr,
+        _: Transport,
+        out: &mut [u8],
+    ) -> DeclinedReply {
+        let text = client.to_string();
+        out[..12].copy_from_slice(&request[..12]);
+        out[2] |= 0x80;
+        out[12..12 + text.len()].copy_from_slice(text.as_bytes());
+        DeclinedReply::Answer(12 + text.len())
     }
 }
 
