@@ -27,7 +27,10 @@ use crate::zones::{Outcome, Report, ZoneLoader};
 /// What the running node holds: its configuration, its zones, its data plane and its health.
 struct Node {
     overrides: Overrides,
+    /// The configuration the node started with (listen addresses, identity, BGP).
     config: NodeConfig,
+    /// File zones of the configuration applied last, startup or reload: what a reload removes.
+    file_zones: Mutex<Vec<Name>>,
     loader: Mutex<ZoneLoader>,
     service: Arc<Service>,
     server: Server,
@@ -120,6 +123,7 @@ pub fn run(overrides: &Overrides, fault_injection: bool) -> anyhow::Result<ExitC
         });
         let node = Arc::new(Node {
             overrides: overrides.clone(),
+            file_zones: Mutex::new(file_zone_names(&config)),
             config,
             loader: Mutex::new(loader),
             service,
@@ -384,10 +388,13 @@ async fn reload(node: &Node) -> anyns_control::Reply {
     if config.listen != node.config.listen || config.threads != node.config.threads {
         text.push_str("note: listen addresses and threads change only on restart\n");
     }
-    for old in node.config.zones.iter().filter(|z| z.secondary().is_none()) {
-        if !config.zones.iter().any(|z| z.name == old.name) {
-            let _ = node.health.remove_zone(old.name.to_string()).await;
-        }
+    let current = file_zone_names(&config);
+    let previous = match node.file_zones.lock() {
+        Ok(mut applied) => std::mem::replace(&mut *applied, current.clone()),
+        Err(_) => Vec::new(),
+    };
+    for old in previous.iter().filter(|name| !current.contains(name)) {
+        let _ = node.health.remove_zone(old.to_string()).await;
     }
     for (zone, fresh) in zone_freshness(&report) {
         let _ = node.health.add_zone(zone, fresh).await;
@@ -476,5 +483,15 @@ fn routes_json(routes: &anyns_bgp::Routes) -> Value {
                 "attributes": serde_json::to_value(attributes).unwrap_or(Value::Null),
             })
         })
+        .collect()
+}
+
+/// The zones loaded from files (secondaries are tracked by the transfer side).
+fn file_zone_names(config: &NodeConfig) -> Vec<Name> {
+    config
+        .zones
+        .iter()
+        .filter(|z| z.secondary().is_none())
+        .map(|z| z.name.clone())
         .collect()
 }
