@@ -23,10 +23,10 @@ use anyns_xfr::driver::{
 };
 use anyns_xfr::notify::{NotifyRetry, answer_notify};
 use anyns_xfr::primary::{Journal, TransferPolicy};
-use anyns_xfr::secondary::{Freshness, PrimaryServer, SecondaryConfig};
+use anyns_xfr::secondary::{Change, Freshness, PrimaryServer, SecondaryConfig};
 use anyns_xfr::store::ZoneStore;
 use anyns_xfr::tsig::KeyRing;
-use anyns_zone::{Zone, ZoneSet};
+use anyns_zone::{Zone, ZoneDiff, ZoneSet};
 use serde_json::{Value, json};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
@@ -204,7 +204,7 @@ impl Transfers {
             self.primary.remove_zone(gone);
         }
         for zone in files_now.values() {
-            self.offer(&state, zone.clone());
+            self.offer(&state, zone.clone(), None);
         }
         state.files = files_now;
 
@@ -401,7 +401,7 @@ impl Transfers {
             return;
         };
         match event {
-            ZoneEvent::Publish(z) => {
+            ZoneEvent::Publish { zone: z, change } => {
                 running.zone = Some(z.clone());
                 running.expired = false;
                 running.last_error = None;
@@ -409,7 +409,11 @@ impl Transfers {
                     self.catalog_changed(&mut state, zone, &z);
                     self.rebuild_notify_table(&state);
                 } else {
-                    self.offer(&state, z);
+                    let steps = match &change {
+                        Change::Incremental(steps) => Some(&steps[..]),
+                        Change::Stored | Change::Full => None,
+                    };
+                    self.offer(&state, z, steps);
                 }
                 self.publish(&state);
             }
@@ -470,6 +474,7 @@ impl Transfers {
                 let store = ZoneStore::new(&config.source.store);
                 let _ = std::fs::remove_file(store.zone_path(member));
                 let _ = std::fs::remove_file(store.state_path(member));
+                let _ = std::fs::remove_file(store.journal_path(member));
             }
         }
         let mut carried = HashMap::new();
@@ -523,13 +528,13 @@ impl Transfers {
 
     /// Gives a new zone version to the primary side: with a journal entry and NOTIFYs when
     /// others transfer the zone from us, else just the snapshot (for signed SOA queries).
-    fn offer(&self, state: &State, zone: Arc<Zone>) {
+    fn offer(&self, state: &State, zone: Arc<Zone>, steps: Option<&[ZoneDiff]>) {
         let tracked = state
             .primary
             .get(zone.origin())
             .is_some_and(|p| !p.allow_transfer.entries.is_empty() || !p.notify.is_empty());
         if tracked {
-            self.primary.update_zone(zone);
+            self.primary.update_zone_with(zone, steps);
         } else {
             self.primary.replace_zone(zone);
         }
@@ -761,7 +766,12 @@ impl TransferHandler for Transfers {
         match (query.qtype, transport) {
             (Rtype::AXFR | Rtype::IXFR, Transport::Tcp) => {
                 tracing::info!(client = %client, qtype = %query.qtype, zone = %query.qname, "transfer request");
-                DeclinedReply::Messages(Box::new(self.primary.transfer_answer(request, ip)))
+                // Listing a large zone's records takes a while: let the runtime move its other
+                // tasks (health probes, BGP) to another thread meanwhile. The messages are then
+                // built one at a time as the client reads them.
+                let answer =
+                    tokio::task::block_in_place(|| self.primary.transfer_answer(request, ip));
+                DeclinedReply::Messages(Box::new(answer))
             }
             (Rtype::AXFR | Rtype::IXFR, Transport::Udp) => {
                 reply(self.primary.answer_transfer_udp(request, ip), out)

@@ -5,7 +5,7 @@ use std::fmt;
 macro_rules! code_type {
     ($(#[$doc:meta])* $name:ident($int:ty) { $($konst:ident = $value:expr, $text:expr;)* }) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+        #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
         pub struct $name(pub $int);
 
         impl $name {

@@ -50,3 +50,59 @@ fn records_start_with_the_soa() {
     let rebuilt = build_zone(&origin(), r.clone()).unwrap().zone;
     assert_eq!(zone_records(&rebuilt), r);
 }
+
+fn node_exists(z: &Zone, name: &str) -> bool {
+    z.node(Name::from_text(name).unwrap().as_wire()).is_some()
+}
+
+#[test]
+fn rfc1995_4_applying_leaves_the_old_version_untouched_and_prunes_emptied_names() {
+    // x.y is the only name below y: y is an empty non-terminal (RFC 4592 section 2.2.2).
+    let old = zone(
+        1,
+        "x.y A 192.0.2.2\nkeep TXT \"k\"\nmulti A 192.0.2.5\nmulti A 192.0.2.6\n",
+    );
+    let new = zone(
+        2,
+        "keep TXT \"k\"\nmulti A 192.0.2.6\nsub NS ns.sub\nns.sub A 192.0.2.7\n",
+    );
+    let before = zone_records(&old);
+    let d = zone_diff(&old, &new).unwrap();
+    let applied = apply_diffs(&old, &[d]).unwrap().zone;
+    assert_eq!(zone_records(&applied), zone_records(&new));
+    assert_eq!(
+        zone_records(&old),
+        before,
+        "the served version must not change"
+    );
+    // The emptied name and the empty non-terminal above it are gone: NXDOMAIN, not NODATA.
+    assert!(!node_exists(&applied, "x.y.example.test"));
+    assert!(!node_exists(&applied, "y.example.test"));
+    assert!(node_exists(&old, "y.example.test"));
+    // The new delegation is a zone cut (RFC 1034 section 4.2.1), as when loaded from a file.
+    let sub = Name::from_text("sub.example.test").unwrap();
+    assert!(applied.node(sub.as_wire()).unwrap().is_cut());
+    // And removing it again clears the cut.
+    let back = zone_diff(&applied, &zone(3, "keep TXT \"k\"\nsub A 192.0.2.8\n")).unwrap();
+    let again = apply_diffs(&applied, &[back]).unwrap().zone;
+    assert!(!again.node(sub.as_wire()).unwrap().is_cut());
+}
+
+#[test]
+fn rfc1034_3_6_2_a_difference_producing_an_invalid_zone_is_refused() {
+    let old = zone(1, "a A 192.0.2.2\n");
+    let bad = ZoneDiff {
+        old_soa: zone_records(&old).remove(0),
+        new_soa: zone_records(&zone(2, "")).remove(0),
+        removed: Vec::new(),
+        added: vec![Record::new(
+            Name::from_text("a.example.test").unwrap(),
+            anyns_wire::Rtype::CNAME,
+            300,
+            Name::from_text("ns.example.test").unwrap().as_wire(),
+        )],
+    };
+    let e = apply_diffs(&old, &[bad]).unwrap_err();
+    assert!(e.to_string().contains("CNAME and other data"), "{e}");
+    assert_eq!(old.serial(), 1);
+}

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyns_wire::Name;
-use anyns_zone::{Zone, ZoneSet};
+use anyns_zone::{Zone, ZoneDiff, ZoneSet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
@@ -28,8 +28,8 @@ use crate::notify::{Notifier, NotifyRequest, NotifyRetry, answer_notify};
 use crate::primary::{
     Journal, TransferAnswer, TransferPolicy, answer_soa_query, answer_transfer, answer_transfer_udp,
 };
-use crate::secondary::{Action, Freshness, OpId, Restored, Secondary, SecondaryConfig};
-use crate::store::{SavedState, ZoneStore};
+use crate::secondary::{Action, Change, Freshness, OpId, Restored, Secondary, SecondaryConfig};
+use crate::store::{SavedState, StoreWrite, ZoneStore, ZoneWriter, supersede};
 use crate::transfer::{
     Progress, SoaQuery, Transfer, TransferError, TransferKind, Transferred, soa_record,
 };
@@ -142,7 +142,16 @@ pub async fn run_transfer(
             let Some(msg) = read_tcp_message(&mut stream).await.map_err(net_err)? else {
                 return Err(transfer.eof());
             };
-            if let Progress::Done(done) = transfer.receive(msg, SystemTime::now())? {
+            // Parsing, and at the end building and checking the whole new zone (seconds for a
+            // large one), is CPU work: keep it off the runtime the health probes share.
+            let (back, progress) = tokio::task::spawn_blocking(move || {
+                let progress = transfer.receive(msg, SystemTime::now());
+                (transfer, progress)
+            })
+            .await
+            .map_err(|e| TransferError::Internal(e.to_string()))?;
+            transfer = back;
+            if let Progress::Done(done) = progress? {
                 return Ok(done);
             }
         }
@@ -156,7 +165,11 @@ pub async fn run_transfer(
 #[derive(Debug, Clone)]
 pub enum ZoneEvent {
     /// Serve this zone (a new version, or the same after it had expired).
-    Publish(Arc<Zone>),
+    Publish {
+        zone: Arc<Zone>,
+        /// How it differs from the version published before (IXFR steps for a journal).
+        change: Change,
+    },
     /// Stop serving the zone: it expired.
     Expired(Name),
     /// A refresh succeeded (the zone is current with a primary).
@@ -266,6 +279,7 @@ async fn run_secondary(
 ) {
     let (results_tx, mut results) = mpsc::unbounded_channel::<(OpId, OpResult)>();
     let zone = core.zone_name().clone();
+    let persister = store.map(|store| Persister::spawn(ZoneWriter::new(store, zone.clone())));
     let mut running: Vec<JoinHandle<()>> = Vec::new();
     loop {
         while let Some(action) = core.poll_action() {
@@ -321,20 +335,20 @@ async fn run_secondary(
                         let _ = tx.send((op, OpResult::Transfer(r)));
                     }));
                 }
-                Action::Publish(z) => {
+                Action::Publish { zone: z, change } => {
                     info!(zone = %zone, serial = z.serial(), "serving new zone version");
-                    if let Some(store) = &store {
-                        if let Err(e) = store.save_zone(&z) {
-                            warn!(zone = %zone, error = %e, "cannot store the zone");
-                        }
+                    events(ZoneEvent::Publish {
+                        zone: z.clone(),
+                        change: change.clone(),
+                    });
+                    // Written after it is served: writing a large zone takes seconds.
+                    if let Some(persister) = &persister {
+                        persister.published(z, change);
                     }
-                    events(ZoneEvent::Publish(z));
                 }
                 Action::Refreshed => {
-                    if let (Some(store), Some(state)) = (&store, saved_state(&core)) {
-                        if let Err(e) = store.save_state(&zone, &state) {
-                            warn!(zone = %zone, error = %e, "cannot store the zone's timers");
-                        }
+                    if let (Some(persister), Some(state)) = (&persister, saved_state(&core)) {
+                        persister.write(StoreWrite::State(state));
                     }
                     events(ZoneEvent::Refreshed(zone.clone()));
                 }
@@ -373,6 +387,73 @@ async fn run_secondary(
     }
     for t in running {
         t.abort();
+    }
+    if let Some(persister) = persister {
+        persister.finish().await;
+    }
+}
+
+/// Writes one secondary's versions and timers to its store in the order they come, on the
+/// blocking pool, so that neither the publication of a new version nor the runtime (which the
+/// health probes share) waits for the disk.
+struct Persister {
+    writes: mpsc::UnboundedSender<StoreWrite>,
+    task: JoinHandle<()>,
+}
+
+impl Persister {
+    fn spawn(writer: ZoneWriter) -> Self {
+        let (writes, queue) = mpsc::unbounded_channel();
+        Persister {
+            writes,
+            task: tokio::spawn(run_persister(writer, queue)),
+        }
+    }
+
+    /// Stores a version just published, unless it is the one stored already.
+    fn published(&self, zone: Arc<Zone>, change: Change) {
+        let diffs = match change {
+            Change::Stored => return,
+            Change::Full => None,
+            Change::Incremental(steps) => Some(steps),
+        };
+        self.write(StoreWrite::Zone { zone, diffs });
+    }
+
+    fn write(&self, write: StoreWrite) {
+        let _ = self.writes.send(write);
+    }
+
+    /// Waits until every queued write is done.
+    async fn finish(self) {
+        drop(self.writes);
+        let _ = self.task.await;
+    }
+}
+
+/// Takes the writes queued since the last batch, drops those a later one supersedes, and does
+/// the rest in order in one blocking call.
+async fn run_persister(mut writer: ZoneWriter, mut queue: mpsc::UnboundedReceiver<StoreWrite>) {
+    let mut batch = Vec::new();
+    while queue.recv_many(&mut batch, usize::MAX).await > 0 {
+        let writes = supersede(std::mem::take(&mut batch));
+        let done = tokio::task::spawn_blocking(move || {
+            for write in writes {
+                match writer.write(write) {
+                    Ok(written) => debug!(zone = %writer.zone(), ?written, "stored"),
+                    Err(e) => warn!(zone = %writer.zone(), error = %e, "cannot store the zone"),
+                }
+            }
+            writer
+        })
+        .await;
+        match done {
+            Ok(back) => writer = back,
+            Err(e) => {
+                warn!(error = %e, "the zone store writer failed; no more writes");
+                return;
+            }
+        }
     }
 }
 
@@ -568,6 +649,13 @@ impl TransferServer {
     /// notifies the zone's secondaries. Returns whether the serial changed (or the zone is new);
     /// the same version again changes nothing.
     pub fn update_zone(&self, zone: Arc<Zone>) -> bool {
+        self.update_zone_with(zone, None)
+    }
+
+    /// Like [`TransferServer::update_zone`], for a version made by applying `steps` (a received
+    /// IXFR) to the one served now: the journal keeps those steps instead of computing the
+    /// difference from both versions, which costs a pass over each.
+    pub fn update_zone_with(&self, zone: Arc<Zone>, steps: Option<&[ZoneDiff]>) -> bool {
         let origin = zone.origin().clone();
         let changed;
         {
@@ -581,7 +669,18 @@ impl TransferServer {
             changed = old.as_ref().is_none_or(|old| old.serial() != zone.serial());
             if let Some(old) = &old {
                 if let Ok(mut journal) = self.journal.write() {
-                    journal.record_change(old, &zone);
+                    let follows = steps.filter(|s| {
+                        s.first().is_some_and(|d| d.from_serial() == old.serial())
+                            && s.last().is_some_and(|d| d.to_serial() == zone.serial())
+                    });
+                    match follows {
+                        Some(steps) => {
+                            for step in steps {
+                                journal.push(&origin, step.clone());
+                            }
+                        }
+                        None => journal.record_change(old, &zone),
+                    }
                 }
             }
             let mut all: Vec<Arc<Zone>> = zones

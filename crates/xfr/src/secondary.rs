@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyns_wire::Name;
-use anyns_zone::{Zone, soa_fields};
+use anyns_zone::{Zone, ZoneDiff, soa_fields};
 
 use crate::serial;
 use crate::transfer::{TransferError, TransferKind, Transferred};
@@ -86,6 +86,18 @@ impl SecondaryConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OpId(pub u64);
 
+/// How a published version relates to the one published before, which tells the driver what to
+/// write to disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// The version already stored: restored at start-up, or served again after it had expired.
+    Stored,
+    /// A whole new zone (AXFR, or an IXFR answered in AXFR form, RFC 1995 section 4).
+    Full,
+    /// The previous version with these IXFR steps applied (RFC 1995 section 4).
+    Incremental(Arc<[ZoneDiff]>),
+}
+
 /// What the secondary asks its driver to do.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -98,7 +110,7 @@ pub enum Action {
         kind: TransferKind,
     },
     /// Serve this zone: a new version, or the same one again after it had expired.
-    Publish(Arc<Zone>),
+    Publish { zone: Arc<Zone>, change: Change },
     /// A refresh succeeded: the timers moved (persist them).
     Refreshed,
     /// EXPIRE passed without a successful refresh: stop serving the zone (RFC 1035 3.3.13).
@@ -108,7 +120,13 @@ pub enum Action {
 impl PartialEq for Action {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Action::Publish(a), Action::Publish(b)) => Arc::ptr_eq(a, b),
+            (
+                Action::Publish { zone, change },
+                Action::Publish {
+                    zone: zone2,
+                    change: change2,
+                },
+            ) => Arc::ptr_eq(zone, zone2) && change == change2,
             (
                 Action::QuerySoa { op, primary },
                 Action::QuerySoa {
@@ -226,16 +244,21 @@ impl Secondary {
     pub fn restore(config: SecondaryConfig, restored: Restored, now: Instant) -> Self {
         let mut s = Secondary::new(config, now);
         let [_, refresh, _, _, _] = s.soa_timers(&restored.zone);
-        let last = now.checked_sub(restored.refresh_age).unwrap_or(now);
-        s.last_refresh = Some(last);
-        s.refresh_at = (last + refresh).max(now);
+        // A last refresh too long ago for the monotonic clock to express (the store gives an
+        // unknown one as the Unix epoch) makes the refresh due now, like any older than REFRESH.
+        let last = now.checked_sub(restored.refresh_age);
+        s.last_refresh = last;
+        s.refresh_at = last.map_or(now, |last| (last + refresh).max(now));
         s.expire_at = Some(now + restored.expire_in);
         s.zone = Some(restored.zone.clone());
         if restored.expire_in.is_zero() {
             s.expired = true;
             s.refresh_at = now;
         } else {
-            s.actions.push_back(Action::Publish(restored.zone));
+            s.actions.push_back(Action::Publish {
+                zone: restored.zone,
+                change: Change::Stored,
+            });
         }
         s
     }
@@ -378,14 +401,9 @@ impl Secondary {
                 self.behind_since = None;
                 self.refreshed(now);
             }
-            Ok(Transferred::Full(zone)) | Ok(Transferred::Incremental { zone, .. }) => {
-                let zone = Arc::new(zone);
-                self.primary_serial = Some(zone.serial());
-                self.behind_since = None;
-                self.zone = Some(zone.clone());
-                self.actions.push_back(Action::Publish(zone));
-                self.expired = false;
-                self.refreshed(now);
+            Ok(Transferred::Full(zone)) => self.transferred(zone, Change::Full, now),
+            Ok(Transferred::Incremental { zone, diffs }) => {
+                self.transferred(zone, Change::Incremental(diffs.into()), now);
             }
             Err(e) if kind == TransferKind::Ixfr && e.ixfr_fallback() => {
                 // RFC 1995 section 4 / common practice: a failed or refused IXFR is retried as
@@ -394,6 +412,17 @@ impl Secondary {
             }
             Err(_) => self.next_primary(now),
         }
+    }
+
+    /// A new version arrived: serve it, and it is current with the primary.
+    fn transferred(&mut self, zone: Zone, change: Change, now: Instant) {
+        let zone = Arc::new(zone);
+        self.primary_serial = Some(zone.serial());
+        self.behind_since = None;
+        self.zone = Some(zone.clone());
+        self.actions.push_back(Action::Publish { zone, change });
+        self.expired = false;
+        self.refreshed(now);
     }
 
     fn soa_timers(&self, zone: &Zone) -> [Duration; 5] {
@@ -491,7 +520,10 @@ impl Secondary {
             self.expire_at = Some(now + expire);
             if self.expired {
                 self.expired = false;
-                self.actions.push_back(Action::Publish(zone));
+                self.actions.push_back(Action::Publish {
+                    zone,
+                    change: Change::Stored,
+                });
             }
         }
         self.actions.push_back(Action::Refreshed);
@@ -575,7 +607,10 @@ mod tests {
         };
         s.transfer_result(op, full(1), t0);
         let acts = drain(&mut s);
-        assert!(matches!(&acts[..], [Action::Publish(z), Action::Refreshed] if z.serial() == 1));
+        assert!(matches!(
+            &acts[..],
+            [Action::Publish { zone, change: Change::Full }, Action::Refreshed] if zone.serial() == 1
+        ));
         let f = s.freshness();
         assert!(f.loaded && !f.expired);
         assert_eq!((f.serial, f.last_refresh), (Some(1), Some(t0)));
@@ -634,7 +669,16 @@ mod tests {
         s.soa_result(op, Ok(1), now);
         let acts = drain(&mut s);
         assert!(
-            matches!(&acts[..], [Action::Publish(_), Action::Refreshed]),
+            matches!(
+                &acts[..],
+                [
+                    Action::Publish {
+                        change: Change::Stored,
+                        ..
+                    },
+                    Action::Refreshed
+                ]
+            ),
             "{acts:?}"
         );
         assert!(!s.freshness().expired);
@@ -679,7 +723,10 @@ mod tests {
         assert!(s.poll_action().is_none());
         s.transfer_result(op, full(5), now);
         let acts = drain(&mut s);
-        assert!(matches!(&acts[..], [Action::Publish(z), Action::Refreshed] if z.serial() == 5));
+        assert!(matches!(
+            &acts[..],
+            [Action::Publish { zone, change: Change::Full }, Action::Refreshed] if zone.serial() == 5
+        ));
         assert_eq!(s.freshness().behind_since, None);
     }
 
@@ -741,7 +788,10 @@ mod tests {
             expire_in: S(500),
         };
         let mut s = Secondary::restore(config.clone(), restored, t0);
-        assert!(matches!(s.poll_action(), Some(Action::Publish(z)) if z.serial() == 7));
+        assert!(matches!(
+            s.poll_action(),
+            Some(Action::Publish { zone, change: Change::Stored }) if zone.serial() == 7
+        ));
         assert_eq!(s.freshness().refresh_at, Some(t0 + S(3500)));
         assert_eq!(s.poll_timeout(), Some(t0 + S(500)));
         s.handle_timeout(t0 + S(500));
@@ -752,9 +802,59 @@ mod tests {
             refresh_age: S(100_000),
             expire_in: S(0),
         };
-        let mut s = Secondary::restore(config, restored, t0);
+        let mut s = Secondary::restore(config.clone(), restored, t0);
         assert!(s.freshness().expired);
         s.handle_timeout(t0);
         assert!(matches!(s.poll_action(), Some(Action::QuerySoa { .. })));
+        // Last refresh unknown (the store lost the version its timers were for): served, and
+        // refreshed at once.
+        let restored = Restored {
+            zone: zone(7, ""),
+            refresh_age: Duration::MAX,
+            expire_in: S(500),
+        };
+        let mut s = Secondary::restore(config, restored, t0);
+        assert!(matches!(s.poll_action(), Some(Action::Publish { .. })));
+        assert_eq!(s.freshness().refresh_at, Some(t0));
+        assert_eq!(s.freshness().last_refresh, None);
+    }
+
+    #[test]
+    fn rfc1995_4_ixfr_publishes_its_steps_for_the_journal() {
+        let t0 = Instant::now();
+        let mut s = loaded(1, t0);
+        let mut now = t0;
+        let acts = advance(&mut s, &mut now);
+        let Action::QuerySoa { op, .. } = acts[0] else {
+            panic!("{acts:?}")
+        };
+        s.soa_result(op, Ok(2), now);
+        let Some(Action::Transfer {
+            op,
+            kind: TransferKind::Ixfr,
+            ..
+        }) = s.poll_action()
+        else {
+            panic!()
+        };
+        let new = zone(2, "www A 192.0.2.9\n");
+        let step = anyns_zone::zone_diff(&zone(1, ""), &new).unwrap();
+        let result = Transferred::Incremental {
+            zone: Arc::try_unwrap(new).unwrap(),
+            diffs: vec![step.clone()],
+        };
+        s.transfer_result(op, Ok(result), now);
+        let acts = drain(&mut s);
+        let [
+            Action::Publish {
+                zone,
+                change: Change::Incremental(steps),
+            },
+            Action::Refreshed,
+        ] = &acts[..]
+        else {
+            panic!("{acts:?}")
+        };
+        assert_eq!((zone.serial(), &steps[..]), (2, &[step][..]));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyns_wire::{Class, Name, Rcode, Rtype};
-use anyns_zone::{Record, Zone, ZoneDiff, ZoneErrors, apply_diffs, build_zone, soa_serial};
+use anyns_zone::{Record, Zone, ZoneBuilder, ZoneDiff, ZoneErrors, apply_diffs, soa_serial};
 use domain::base::iana::Opcode as DOpcode;
 use domain::base::message_builder::AdditionalBuilder;
 use domain::tsig::{ClientSequence, ClientTransaction, Key};
@@ -57,6 +57,9 @@ pub enum TransferError {
     Network(String),
     #[error("timed out")]
     Timeout,
+    /// The task working on the transfer ended abnormally (a bug, or shutdown).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl TransferError {
@@ -264,10 +267,10 @@ enum State {
     Start,
     /// Only the first SOA seen so far.
     FirstSoa(Record),
-    /// RFC 5936 form: every record up to the closing SOA.
+    /// RFC 5936 form: every record up to the closing SOA, added to the new zone as it arrives.
     Axfr {
         soa: Record,
-        records: Vec<Record>,
+        zone: Box<ZoneBuilder>,
     },
     /// RFC 1995 section 4 form, inside the deletions of a step (after its old SOA).
     IxfrDelete {
@@ -449,20 +452,20 @@ impl Transfer {
                     }
                 } else if is_soa {
                     // AXFR: an SOA right after the first would be a zone of one record.
-                    self.finish_axfr(first, Vec::new(), &r)?
+                    let zone = self.new_zone(&first);
+                    self.finish_axfr(first, *zone, &r)?
                 } else {
-                    State::Axfr {
-                        records: vec![first.clone(), r],
-                        soa: first,
-                    }
+                    let mut zone = self.new_zone(&first);
+                    zone.add(r.owner, r.rtype, r.ttl, &r.rdata, None);
+                    State::Axfr { soa: first, zone }
                 }
             }
-            State::Axfr { soa, mut records } => {
+            State::Axfr { soa, mut zone } => {
                 if is_soa {
-                    self.finish_axfr(soa, records, &r)?
+                    self.finish_axfr(soa, *zone, &r)?
                 } else {
-                    records.push(r);
-                    State::Axfr { soa, records }
+                    zone.add(r.owner, r.rtype, r.ttl, &r.rdata, None);
+                    State::Axfr { soa, zone }
                 }
             }
             State::IxfrDelete {
@@ -537,10 +540,17 @@ impl Transfer {
         Ok(())
     }
 
+    /// A new zone holding the opening SOA.
+    fn new_zone(&self, soa: &Record) -> Box<ZoneBuilder> {
+        let mut zone = Box::new(ZoneBuilder::new(self.zone.clone()));
+        zone.add(soa.owner.clone(), soa.rtype, soa.ttl, &soa.rdata, None);
+        zone
+    }
+
     fn finish_axfr(
         &self,
         soa: Record,
-        records: Vec<Record>,
+        zone: ZoneBuilder,
         closing: &Record,
     ) -> Result<State, TransferError> {
         if closing.soa_serial() != soa.soa_serial() {
@@ -550,12 +560,7 @@ impl Transfer {
                 soa.soa_serial().unwrap_or(0)
             )));
         }
-        let records = if records.is_empty() {
-            vec![soa]
-        } else {
-            records
-        };
-        let built = build_zone(&self.zone, records).map_err(TransferError::Zone)?;
+        let built = zone.build().map_err(TransferError::Zone)?;
         Ok(State::Complete(Some(Transferred::Full(built.zone))))
     }
 

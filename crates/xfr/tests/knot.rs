@@ -194,7 +194,7 @@ async fn wait_publish(
             .await
             .unwrap_or_else(|_| panic!("no zone with serial {serial} published in {within:?}"))
             .unwrap();
-        if let ZoneEvent::Publish(z) = event {
+        if let ZoneEvent::Publish { zone: z, .. } = event {
             if z.serial() == serial {
                 return z;
             }

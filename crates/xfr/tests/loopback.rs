@@ -14,7 +14,7 @@ use anyns_xfr::driver::{
 };
 use anyns_xfr::notify::NotifyRetry;
 use anyns_xfr::primary::{Journal, TransferPolicy};
-use anyns_xfr::secondary::{PrimaryServer, SecondaryConfig};
+use anyns_xfr::secondary::{Change, PrimaryServer, SecondaryConfig};
 use anyns_xfr::transfer::{TransferError, TransferKind, Transferred};
 use anyns_xfr::tsig::{KeyRing, TsigKey};
 use anyns_zone::{Zone, ZoneSet, load_zone_text, zone_records};
@@ -32,15 +32,18 @@ fn zone(serial: u32, www: &str) -> Arc<Zone> {
     )
 }
 
-async fn next_serial(rx: &mut mpsc::UnboundedReceiver<ZoneEvent>, serial: u32) -> Arc<Zone> {
+async fn next_serial(
+    rx: &mut mpsc::UnboundedReceiver<ZoneEvent>,
+    serial: u32,
+) -> (Arc<Zone>, Change) {
     loop {
         let e = tokio::time::timeout(Duration::from_secs(5), rx.recv())
             .await
             .unwrap()
             .unwrap();
-        if let ZoneEvent::Publish(z) = e {
+        if let ZoneEvent::Publish { zone: z, change } = e {
             if z.serial() == serial {
-                return z;
+                return (z, change);
             }
         }
     }
@@ -124,12 +127,24 @@ async fn rfc1996_notify_then_rfc1995_ixfr_between_our_own_primary_and_secondary(
     let listener = tokio::spawn(serve_notify_udp(notify_socket, notify_targets));
     let forwarder = forward_notifies(nrx, handle.clone());
 
-    let v1 = next_serial(&mut rx, 1).await;
+    let (v1, _) = next_serial(&mut rx, 1).await;
     assert_eq!(zone_records(&v1), zone_records(&zone(1, "192.0.2.10")));
 
     server.update_zone(zone(2, "192.0.2.11"));
-    let v2 = next_serial(&mut rx, 2).await;
+    let (v2, change) = next_serial(&mut rx, 2).await;
     assert_eq!(zone_records(&v2), zone_records(&zone(2, "192.0.2.11")));
+    let Change::Incremental(steps) = change else {
+        panic!("NOTIFY should have brought an IXFR, got {change:?}");
+    };
+    // Served on by us as a primary in turn, the received steps are its journal as they are.
+    let relay = TransferServer::new(
+        ZoneSet::new([v1.clone()]),
+        Journal::default(),
+        TransferPolicy::default(),
+        HashMap::new(),
+    );
+    assert!(relay.update_zone_with(v2.clone(), Some(&steps)));
+    assert_eq!(relay.journal_len(&name), 1);
     assert_eq!(handle.freshness().primary_serial, Some(2));
 
     // The journal answers IXFR from serial 1 with the difference.

@@ -93,8 +93,31 @@ impl ZoneBuilder {
         }
     }
 
+    /// A builder holding `zone`'s records, to make its next version: the nodes are shared
+    /// with `zone` until changed, and [`ZoneBuilder::build`] checks the result as a whole.
+    pub fn from_zone(zone: &Zone) -> Self {
+        ZoneBuilder {
+            nodes: zone.node_map().clone(),
+            ..ZoneBuilder::new(zone.origin().clone())
+        }
+    }
+
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    /// Removes one record (its TTL is not compared); false if the zone does not hold it.
+    pub fn remove(&mut self, owner: &Name, rtype: Rtype, rdata: &[u8]) -> bool {
+        self.nodes
+            .get_mut(owner)
+            .is_some_and(|node| node.remove(rtype, rdata))
+    }
+
+    /// Removes every record of `rtype` at `owner`.
+    pub fn remove_rrset(&mut self, owner: &Name, rtype: Rtype) {
+        if let Some(node) = self.nodes.get_mut(owner) {
+            node.remove_rrset(rtype);
+        }
     }
 
     /// Adds one record. Problems local to the record are collected and reported by `build`.
@@ -146,6 +169,9 @@ impl ZoneBuilder {
 
     /// Runs the checks and returns the zone, or every error found.
     pub fn build(mut self) -> Result<Built, ZoneErrors> {
+        // Names whose last record was removed no longer exist, unless something below them
+        // does: empty non-terminals are derived again from what remains.
+        self.nodes.retain(|_, node| !node.is_empty_non_terminal());
         self.check_apex();
         self.check_exclusive_types();
         self.mark_cuts_and_check_glue();
@@ -286,6 +312,9 @@ impl ZoneBuilder {
             .filter(|(owner, node)| **owner != self.origin && node.rrset(Rtype::NS).is_some())
             .map(|(owner, _)| owner.clone())
             .collect();
+        for node in self.nodes.values_mut() {
+            node.clear_flags();
+        }
         for cut in &cuts {
             if let Some(node) = self.nodes.get_mut(cut) {
                 node.set_flags(Node::CUT);

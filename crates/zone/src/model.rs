@@ -8,7 +8,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 /// One RRset: all records of one owner and type (RFC 2181 section 5).
 ///
 /// RDATA is stored in uncompressed wire format as `[len u16][bytes]...` in one allocation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RRset {
     pub rtype: Rtype,
     pub ttl: u32,
@@ -73,43 +73,104 @@ impl<'a> Iterator for RdataIter<'a> {
 
 /// A name in the zone with its RRsets, sorted by type. Empty non-terminals (RFC 4592 section
 /// 2.2.2) are nodes with no RRsets: they exist, so they stop wildcard synthesis.
-#[derive(Clone, Debug, Default)]
+///
+/// The RRsets are shared between versions of a zone: a new version made from an old one (an
+/// IXFR applied, [`crate::ZoneBuilder::from_zone`]) copies only the nodes it changes.
+#[derive(Clone, Debug)]
 pub struct Node {
-    rrsets: Box<[RRset]>,
+    rrsets: Arc<[RRset]>,
     flags: u8,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            rrsets: Arc::new([]),
+            flags: 0,
+        }
+    }
 }
 
 impl Node {
     /// NS below the apex: a zone cut, data at and below it is not authoritative (RFC 1034 4.2.1).
     pub const CUT: u8 = 1;
 
+    /// The RRsets to change: this node's own, copied first if another version shares them.
+    fn rrsets_mut(&mut self) -> &mut [RRset] {
+        if Arc::get_mut(&mut self.rrsets).is_none() {
+            self.rrsets = self.rrsets.iter().cloned().collect();
+        }
+        Arc::get_mut(&mut self.rrsets).unwrap_or(&mut [])
+    }
+
+    /// Replaces the RRsets with `f` applied to them (moved out, not copied, when not shared).
+    fn rebuild(&mut self, f: impl FnOnce(&mut Vec<RRset>)) {
+        let mut rrsets: Vec<RRset> = self.rrsets_mut().iter_mut().map(std::mem::take).collect();
+        f(&mut rrsets);
+        self.rrsets = rrsets.into();
+    }
+
     /// Adds one record; a duplicate of a record already present is dropped (RFC 2181 section 5).
     /// Returns the TTL the RRset already had if it differs from `ttl` (RFC 2181 section 5.2).
     pub(crate) fn add(&mut self, rtype: Rtype, ttl: u32, rdata: &[u8]) -> Option<u32> {
-        let mut rrsets = std::mem::take(&mut self.rrsets).into_vec();
-        let result = match rrsets.iter_mut().find(|r| r.rtype == rtype) {
-            Some(set) => {
-                if !set.rdatas().any(|rd| rd == rdata) {
-                    let mut buf = std::mem::take(&mut set.rdata).into_vec();
-                    push_rdata(&mut buf, rdata);
-                    set.rdata = buf.into_boxed_slice();
-                }
-                (set.ttl != ttl).then_some(set.ttl)
-            }
-            None => {
-                let mut buf = Vec::with_capacity(rdata.len() + 2);
+        if let Some(set) = self.rrsets_mut().iter_mut().find(|r| r.rtype == rtype) {
+            if !set.rdatas().any(|rd| rd == rdata) {
+                let mut buf = std::mem::take(&mut set.rdata).into_vec();
                 push_rdata(&mut buf, rdata);
-                rrsets.push(RRset {
-                    rtype,
-                    ttl,
-                    rdata: buf.into_boxed_slice(),
-                });
-                rrsets.sort_by_key(|r| r.rtype);
-                None
+                set.rdata = buf.into_boxed_slice();
             }
+            return (set.ttl != ttl).then_some(set.ttl);
+        }
+        let mut buf = Vec::with_capacity(rdata.len() + 2);
+        push_rdata(&mut buf, rdata);
+        self.rebuild(|rrsets| {
+            rrsets.push(RRset {
+                rtype,
+                ttl,
+                rdata: buf.into_boxed_slice(),
+            });
+            rrsets.sort_by_key(|r| r.rtype);
+        });
+        None
+    }
+
+    /// Removes one record; false if the node does not hold it. The TTL is not compared: an
+    /// RRset has one TTL (RFC 2181 section 5.2), and a deletion names a record by its data.
+    pub(crate) fn remove(&mut self, rtype: Rtype, rdata: &[u8]) -> bool {
+        let Some(set) = self.rrsets.iter().find(|r| r.rtype == rtype) else {
+            return false;
         };
-        self.rrsets = rrsets.into_boxed_slice();
-        result
+        if !set.rdatas().any(|rd| rd == rdata) {
+            return false;
+        }
+        if set.len() == 1 {
+            self.rebuild(|rrsets| rrsets.retain(|r| r.rtype != rtype));
+            return true;
+        }
+        if let Some(set) = self.rrsets_mut().iter_mut().find(|r| r.rtype == rtype) {
+            let mut buf = Vec::with_capacity(set.rdata.len());
+            let mut removed = false;
+            for rd in set.rdatas() {
+                if !removed && rd == rdata {
+                    removed = true;
+                } else {
+                    push_rdata(&mut buf, rd);
+                }
+            }
+            set.rdata = buf.into_boxed_slice();
+        }
+        true
+    }
+
+    /// Removes the whole RRset of `rtype`, if there is one.
+    pub(crate) fn remove_rrset(&mut self, rtype: Rtype) {
+        if self.rrset(rtype).is_some() {
+            self.rebuild(|rrsets| rrsets.retain(|r| r.rtype != rtype));
+        }
+    }
+
+    pub(crate) fn clear_flags(&mut self) {
+        self.flags = 0;
     }
 
     pub(crate) fn set_flags(&mut self, flags: u8) {
@@ -185,6 +246,11 @@ impl Zone {
     /// The apex SOA RRset (present in every built zone).
     pub fn soa(&self) -> Option<&RRset> {
         self.apex()?.rrset(Rtype::SOA)
+    }
+
+    /// The nodes, for a new version made from this one (they share their RRsets).
+    pub(crate) fn node_map(&self) -> &FxHashMap<Name, Node> {
+        &self.nodes
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = (&Name, &Node)> {
