@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyns_wire::{Name, Rtype, name};
-use anyns_zone::{Record, Zone, ZoneDiff, ZoneErrors, apply_diffs, load_zone_file, zone_records};
+use anyns_zone::{Record, Zone, ZoneDiff, ZoneErrors, apply_diffs, load_zone_file};
 use tracing::{info, warn};
 
 use crate::serial;
@@ -128,7 +128,9 @@ impl ZoneStore {
     /// Writes a full snapshot of the zone, then removes the journal, whose steps the snapshot
     /// holds. In that order: a crash in between leaves steps that loading skips.
     pub fn save_zone(&self, zone: &Zone) -> Result<(), StoreError> {
-        write_atomic(&self.zone_path(zone.origin()), master_file(zone).as_bytes())?;
+        write_atomic(&self.zone_path(zone.origin()), |out| {
+            write_master_file(zone, out)
+        })?;
         let journal = self.journal_path(zone.origin());
         match std::fs::remove_file(&journal) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
@@ -174,7 +176,7 @@ impl ZoneStore {
             secs(state.last_refresh),
             secs(state.expire_at)
         );
-        write_atomic(&self.state_path(zone), text.as_bytes())
+        write_atomic(&self.state_path(zone), |out| out.write_all(text.as_bytes()))
     }
 
     /// The stored zone, its journal replayed over the snapshot, and its timers, if the snapshot
@@ -639,7 +641,11 @@ fn file_stem(zone: &Name) -> String {
     out
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+/// Writes a file through `write` into a temporary file, synced, then renamed over `path`.
+fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
     let io = |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -658,11 +664,15 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    let written = std::fs::File::create(&tmp).and_then(|f| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, f);
+        write(&mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
     // The rename lasts once the directory is on disk; until then a crash may undo it, and so
     // bring back a snapshot older than a journal removed after it.
     std::fs::File::open(dir)
@@ -673,34 +683,59 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
 /// The zone as an RFC 1035 master file: absolute names, explicit TTL and class on every line.
 /// Common types are written in their usual form, the rest in the RFC 3597 generic form, which
 /// reads back to exactly the same RDATA.
-pub fn master_file(zone: &Zone) -> String {
-    let mut out = format!(
-        "; zone {} serial {}, written by anyns after a transfer\n",
+///
+/// Streamed record by record (a copy of a large zone as text or as a record list would cost
+/// hundreds of MiB); the apex SOA first, the rest in the zone's own order.
+pub fn write_master_file(zone: &Zone, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "; zone {} serial {}, written by anyns after a transfer",
         zone.origin(),
         zone.serial()
-    );
-    for r in zone_records(zone) {
-        let _ = writeln!(out, "{} {} IN {}", r.owner, r.ttl, rdata_text(&r));
+    )?;
+    let origin = zone.origin();
+    if let Some(soa) = zone.soa() {
+        for rdata in soa.rdatas() {
+            write_record(out, origin, soa.rtype, soa.ttl, rdata)?;
+        }
     }
-    out
-}
-
-fn rdata_text(r: &Record) -> String {
-    presentation(r).unwrap_or_else(|| {
-        let mut s = format!("TYPE{} \\# {}", r.rtype.0, r.rdata.len());
-        if !r.rdata.is_empty() {
-            s.push(' ');
-            for b in r.rdata.iter() {
-                let _ = write!(s, "{b:02x}");
+    for (owner, node) in zone.nodes() {
+        for rrset in node.rrsets() {
+            if rrset.rtype == Rtype::SOA && owner == origin {
+                continue;
+            }
+            for rdata in rrset.rdatas() {
+                write_record(out, owner, rrset.rtype, rrset.ttl, rdata)?;
             }
         }
-        s
-    })
+    }
+    Ok(())
+}
+
+fn write_record(
+    out: &mut dyn std::io::Write,
+    owner: &Name,
+    rtype: Rtype,
+    ttl: u32,
+    rdata: &[u8],
+) -> std::io::Result<()> {
+    match presentation(rtype, rdata) {
+        Some(text) => writeln!(out, "{owner} {ttl} IN {text}"),
+        None => {
+            write!(out, "{owner} {ttl} IN TYPE{} \\# {}", rtype.0, rdata.len())?;
+            if !rdata.is_empty() {
+                out.write_all(b" ")?;
+                for b in rdata {
+                    write!(out, "{b:02x}")?;
+                }
+            }
+            out.write_all(b"\n")
+        }
+    }
 }
 
 /// The usual presentation of the RDATA of a few common types; `None` for others.
-fn presentation(r: &Record) -> Option<String> {
-    let d = &r.rdata[..];
+fn presentation(rtype: Rtype, d: &[u8]) -> Option<String> {
     let mut s = String::new();
     let name_at = |s: &mut String, pos: usize| -> Option<usize> {
         let len = name::uncompressed_len(d.get(pos..)?)?;
@@ -710,7 +745,7 @@ fn presentation(r: &Record) -> Option<String> {
     let u16_at = |pos: usize| -> Option<u16> {
         Some(u16::from_be_bytes(d.get(pos..pos + 2)?.try_into().ok()?))
     };
-    let end = match r.rtype {
+    let end = match rtype {
         Rtype::A => {
             let o: [u8; 4] = d.try_into().ok()?;
             let _ = write!(s, "A {}", Ipv4Addr::from(o));
@@ -722,7 +757,7 @@ fn presentation(r: &Record) -> Option<String> {
             d.len()
         }
         Rtype::NS | Rtype::CNAME | Rtype::PTR | Rtype::DNAME => {
-            let _ = write!(s, "{} ", r.rtype);
+            let _ = write!(s, "{} ", rtype);
             name_at(&mut s, 0)?
         }
         Rtype::MX => {
@@ -756,6 +791,7 @@ fn presentation(r: &Record) -> Option<String> {
 mod tests {
     use super::*;
     use crate::testutil::*;
+    use anyns_zone::zone_records;
 
     #[test]
     fn rfc1035_5_master_file_round_trip_and_state() {
