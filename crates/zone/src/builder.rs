@@ -306,19 +306,9 @@ impl ZoneBuilder {
     /// Marks zone cuts and checks that every name server inside the zone has an address: glue
     /// for delegations below the cut (RFC 1034 section 4.2.1), or in-zone data otherwise.
     fn mark_cuts_and_check_glue(&mut self) {
-        let cuts: Vec<Name> = self
-            .nodes
-            .iter()
-            .filter(|(owner, node)| **owner != self.origin && node.rrset(Rtype::NS).is_some())
-            .map(|(owner, _)| owner.clone())
-            .collect();
-        for node in self.nodes.values_mut() {
-            node.clear_flags();
-        }
-        for cut in &cuts {
-            if let Some(node) = self.nodes.get_mut(cut) {
-                node.set_flags(Node::CUT);
-            }
+        // Set afresh on every node: a version made from an older one may have lost a cut.
+        for (owner, node) in self.nodes.iter_mut() {
+            node.set_cut(*owner != self.origin && node.rrset(Rtype::NS).is_some());
         }
         let mut found = Vec::new();
         for (owner, node) in &self.nodes {

@@ -76,19 +76,11 @@ impl<'a> Iterator for RdataIter<'a> {
 ///
 /// The RRsets are shared between versions of a zone: a new version made from an old one (an
 /// IXFR applied, [`crate::ZoneBuilder::from_zone`]) copies only the nodes it changes.
-#[derive(Clone, Debug)]
+/// (A new node's empty `Arc` is std's shared static one: no allocation.)
+#[derive(Clone, Debug, Default)]
 pub struct Node {
     rrsets: Arc<[RRset]>,
     flags: u8,
-}
-
-impl Default for Node {
-    fn default() -> Self {
-        Node {
-            rrsets: Arc::new([]),
-            flags: 0,
-        }
-    }
 }
 
 impl Node {
@@ -105,7 +97,10 @@ impl Node {
 
     /// Replaces the RRsets with `f` applied to them (moved out, not copied, when not shared).
     fn rebuild(&mut self, f: impl FnOnce(&mut Vec<RRset>)) {
-        let mut rrsets: Vec<RRset> = self.rrsets_mut().iter_mut().map(std::mem::take).collect();
+        let mut rrsets = match Arc::get_mut(&mut self.rrsets) {
+            Some(own) => own.iter_mut().map(std::mem::take).collect(),
+            None => self.rrsets.to_vec(),
+        };
         f(&mut rrsets);
         self.rrsets = rrsets.into();
     }
@@ -113,12 +108,21 @@ impl Node {
     /// Adds one record; a duplicate of a record already present is dropped (RFC 2181 section 5).
     /// Returns the TTL the RRset already had if it differs from `ttl` (RFC 2181 section 5.2).
     pub(crate) fn add(&mut self, rtype: Rtype, ttl: u32, rdata: &[u8]) -> Option<u32> {
-        if let Some(set) = self.rrsets_mut().iter_mut().find(|r| r.rtype == rtype) {
-            if !set.rdatas().any(|rd| rd == rdata) {
-                let mut buf = std::mem::take(&mut set.rdata).into_vec();
-                push_rdata(&mut buf, rdata);
-                set.rdata = buf.into_boxed_slice();
-            }
+        let existing = match self.rrset(rtype) {
+            Some(set) if set.rdatas().any(|rd| rd == rdata) => Some(set),
+            Some(_) => self
+                .rrsets_mut()
+                .iter_mut()
+                .find(|r| r.rtype == rtype)
+                .map(|set| {
+                    let mut buf = std::mem::take(&mut set.rdata).into_vec();
+                    push_rdata(&mut buf, rdata);
+                    set.rdata = buf.into_boxed_slice();
+                    &*set
+                }),
+            None => None,
+        };
+        if let Some(set) = existing {
             return (set.ttl != ttl).then_some(set.ttl);
         }
         let mut buf = Vec::with_capacity(rdata.len() + 2);
@@ -144,7 +148,7 @@ impl Node {
             return false;
         }
         if set.len() == 1 {
-            self.rebuild(|rrsets| rrsets.retain(|r| r.rtype != rtype));
+            self.remove_rrset(rtype);
             return true;
         }
         if let Some(set) = self.rrsets_mut().iter_mut().find(|r| r.rtype == rtype) {
@@ -169,12 +173,8 @@ impl Node {
         }
     }
 
-    pub(crate) fn clear_flags(&mut self) {
-        self.flags = 0;
-    }
-
-    pub(crate) fn set_flags(&mut self, flags: u8) {
-        self.flags |= flags;
+    pub(crate) fn set_cut(&mut self, cut: bool) {
+        self.flags = if cut { Self::CUT } else { 0 };
     }
 
     pub fn rrset(&self, rtype: Rtype) -> Option<&RRset> {
